@@ -1,0 +1,49 @@
+"""BERT WordPiece tokenization of raw message text into padded token id batches."""
+from pathlib import Path
+from typing import List, Sequence, Union
+
+import numpy as np
+
+from rasa_bert_intent.quiet import quiet_bert_import
+
+with quiet_bert_import():
+    from bert.tokenization.bert_tokenization import FullTokenizer
+
+# Batches are padded to their longest sequence rounded up to a multiple of this, so that
+# one traced TensorFlow function serves each length bucket instead of one per length.
+LENGTH_BUCKET = 8
+PAD_ID = 0  # `[PAD]` in every BERT vocabulary; the encoder masks this id
+
+
+class WordPieceTokenizer:
+    """Turns texts into `[CLS] … [SEP]` token ids of a BERT vocabulary."""
+
+    def __init__(self, vocab_file: Union[str, Path], do_lower_case: bool) -> None:
+        """Loads the vocabulary."""
+        self._tokenizer = FullTokenizer(str(vocab_file), do_lower_case=do_lower_case)
+        self._cls_id, self._sep_id = self._tokenizer.convert_tokens_to_ids(
+            ["[CLS]", "[SEP]"]
+        )
+
+    def token_ids(self, text: str, max_seq_len: int) -> List[int]:
+        """Token ids of one text, truncated to `max_seq_len` including `[CLS]` and `[SEP]`."""
+        pieces = self._tokenizer.tokenize(text or "")[: max_seq_len - 2]
+        return [
+            self._cls_id,
+            *self._tokenizer.convert_tokens_to_ids(pieces),
+            self._sep_id,
+        ]
+
+
+def bucket_length(length: int, max_seq_len: int) -> int:
+    """The padded length for a sequence of `length` token ids."""
+    rounded_up = -(-length // LENGTH_BUCKET) * LENGTH_BUCKET
+    return min(rounded_up, max_seq_len)
+
+
+def pad(token_id_lists: Sequence[Sequence[int]], length: int) -> np.ndarray:
+    """A `[batch, length]` int32 array of the token ids, padded with `[PAD]`."""
+    batch = np.full((len(token_id_lists), length), PAD_ID, dtype=np.int32)
+    for row, token_ids in enumerate(token_id_lists):
+        batch[row, : len(token_ids)] = token_ids
+    return batch

@@ -1,0 +1,45 @@
+"""WordPiece tokenization, truncation, length buckets and padding."""
+import numpy as np
+
+from rasa_bert_intent.encoder import DEFAULT_MODEL, model_folder
+from rasa_bert_intent.tokenization import WordPieceTokenizer, bucket_length, pad
+
+VOCAB = model_folder(DEFAULT_MODEL) / "vocab.txt"
+CLS, SEP = 101, 102  # in the BERT uncased vocabulary
+
+
+def tokenizer() -> WordPieceTokenizer:
+    return WordPieceTokenizer(VOCAB, do_lower_case=True)
+
+
+def test_text_is_lower_cased_split_into_word_pieces_and_framed():
+    words = VOCAB.read_text(encoding="utf-8").splitlines()
+    ids = tokenizer().token_ids("Play Unbelievable", max_seq_len=64)
+    assert ids[0] == CLS and ids[-1] == SEP
+    assert [words[i] for i in ids[1:-1]] == ["play", "unbelievable"]
+    pieces = [words[i] for i in tokenizer().token_ids("snowboarding", 64)[1:-1]]
+    assert len(pieces) > 1 and pieces[1].startswith("##")
+
+
+def test_truncation_keeps_cls_and_sep_within_max_seq_len():
+    ids = tokenizer().token_ids("rain " * 100, max_seq_len=10)
+    assert len(ids) == 10
+    assert ids[0] == CLS and ids[-1] == SEP
+
+
+def test_empty_and_missing_text_give_cls_sep():
+    assert tokenizer().token_ids("", 16) == [CLS, SEP]
+    assert tokenizer().token_ids(None, 16) == [CLS, SEP]
+    assert tokenizer().token_ids(" \t\n ", 16) == [CLS, SEP]
+
+
+def test_bucket_lengths_round_up_to_multiples_of_8_but_not_past_max_seq_len():
+    assert [bucket_length(n, 64) for n in (2, 8, 9, 16, 17, 64)] == [8, 8, 16, 16, 24, 64]
+    assert bucket_length(37, 37) == 37
+    assert bucket_length(30, 30) == 30
+
+
+def test_padding_fills_with_zeros_to_the_given_length():
+    batch = pad([[CLS, 7, SEP], [CLS, SEP]], 8)
+    assert batch.dtype == np.int32 and batch.shape == (2, 8)
+    assert batch.tolist() == [[CLS, 7, SEP, 0, 0, 0, 0, 0], [CLS, SEP, 0, 0, 0, 0, 0, 0]]
