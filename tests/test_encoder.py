@@ -8,6 +8,7 @@ from rasa_bert_intent.encoder import (
     DEFAULT_MODEL,
     EncoderNotFound,
     HF_WEIGHTS,
+    fingerprint,
     load_pretrained,
     model_folder,
 )
@@ -90,3 +91,12 @@ def test_missing_folder_is_reported(tmp_path):
         load_pretrained(str(tmp_path / "nowhere"))
     with pytest.raises(EncoderNotFound, match="vocab.txt"):
         load_pretrained(str(tmp_path))
+
+
+def test_fingerprint_follows_the_encoder_files(tmp_path):
+    for name in ("config.json", "model.safetensors", "vocab.txt"):
+        (tmp_path / name).write_bytes(b"first")
+    first = fingerprint(tmp_path)
+    assert fingerprint(tmp_path) == first
+    (tmp_path / "vocab.txt").write_bytes(b"second")
+    assert fingerprint(tmp_path) != first

@@ -1,0 +1,282 @@
+"""`BertIntentClassifier`: a fine-tuned BERT intent classifier as a Rasa 3 graph component."""
+import json
+import logging
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Text
+
+import numpy as np
+
+import rasa.shared.utils.io
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers import LABEL_RANKING_LENGTH
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.shared.exceptions import InvalidConfigException, RasaException
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+from rasa.utils.tensorflow.constants import RANKING_LENGTH
+
+from rasa_bert_intent import encoder as encoders
+from rasa_bert_intent.model import POOLINGS, IntentModel
+from rasa_bert_intent.tokenization import WordPieceTokenizer
+
+logger = logging.getLogger(__name__)
+
+# Files the trained component keeps in Rasa's model storage.
+WEIGHTS_FILE = "weights.npz"
+VOCAB_FILE = "vocab.txt"
+METADATA_FILE = "metadata.json"
+FORMAT_VERSION = 1  # raised whenever the files above change incompatibly
+
+# Whole-number settings and their smallest values (None: any). max_seq_len needs room for
+# [CLS], one word piece and [SEP].
+_WHOLE_NUMBER_MINIMUMS = {
+    "max_seq_len": 3,
+    "epochs": 1,
+    "batch_size": 1,
+    RANKING_LENGTH: 0,
+    "random_seed": None,
+}
+
+
+@DefaultV1Recipe.register(
+    DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True
+)
+class BertIntentClassifier(GraphComponent, IntentClassifier):
+    """Intent classifier that fine-tunes a BERT encoder on the raw message text."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """The component's default config (see parent class for full docstring)."""
+        return {
+            # The encoder: the embedded all-MiniLM-L6-v2, or a path to a folder holding a
+            # Hugging Face BERT model (config.json, model.safetensors, vocab.txt).
+            "model": encoders.DEFAULT_MODEL,
+            # Word pieces per message including [CLS] and [SEP]; longer messages are cut.
+            # SNIPS' longest query has 41.
+            "max_seq_len": 64,
+            # Passes over the training data.
+            "epochs": 3,
+            # Messages per training and prediction batch.
+            "batch_size": 32,
+            # Adam's initial learning rate, falling linearly to 0 over training.
+            "learning_rate": 1e-4,
+            # Dropout rate before and after the dense tanh layer of the head.
+            "dropout": 0.1,
+            # Sentence vector: "mean" over the real tokens, or the "cls" token's vector.
+            "pooling": "mean",
+            # Seeds the head's initial weights, dropout and the order of training batches.
+            "random_seed": 42,
+            # Intents in `intent_ranking`; 0 ranks them all.
+            RANKING_LENGTH: LABEL_RANKING_LENGTH,
+        }
+
+    @staticmethod
+    def required_packages() -> List[Text]:
+        """Any extra python dependencies required for this component to run."""
+        return ["tensorflow", "safetensors"]
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
+        """Fingerprints the encoder's files and bert-for-tf2, which Rasa cannot see."""
+        cls._check_config(config)
+        try:
+            folder = encoders.model_folder(config["model"])
+        except encoders.EncoderNotFound as error:
+            raise cls._invalid(config, "model", f"names no encoder: {error}")
+        return f"{encoders.fingerprint(folder)}-bert-for-tf2-{encoders.BERT_FOR_TF2_VERSION}"
+
+    def __init__(
+        self,
+        config: Dict[Text, Any],
+        name: Text,
+        model_storage: ModelStorage,
+        resource: Resource,
+    ) -> None:
+        """Checks the config; `train` or `load` provide the intents, tokenizer and model."""
+        self.name = name
+        self.config = {**self.get_default_config(), **config}
+        self._check_config(self.config)
+        self._model_storage = model_storage
+        self._resource = resource
+        self.intents: List[Text] = []
+        self.tokenizer: Optional[WordPieceTokenizer] = None
+        self.model: Optional[IntentModel] = None
+
+    @classmethod
+    def _check_config(cls, config: Dict[Text, Any]) -> None:
+        def is_number(value: Any) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+        for setting, minimum in _WHOLE_NUMBER_MINIMUMS.items():
+            value = config.get(setting)
+            is_whole = isinstance(value, int) and not isinstance(value, bool)
+            if not is_whole or (minimum is not None and value < minimum):
+                at_least = "" if minimum is None else f" of at least {minimum}"
+                raise cls._invalid(config, setting, f"must be a whole number{at_least}")
+        if not is_number(config.get("learning_rate")) or not 0 < config["learning_rate"] < 1:
+            raise cls._invalid(config, "learning_rate", "must be a number between 0 and 1")
+        if not is_number(config.get("dropout")) or not 0 <= config["dropout"] < 1:
+            raise cls._invalid(config, "dropout", "must be a number from 0 up to, not including, 1")
+        if config.get("pooling") not in POOLINGS:
+            raise cls._invalid(config, "pooling", f"must be one of: {', '.join(POOLINGS)}")
+        if not isinstance(config.get("model"), str) or not config["model"].strip():
+            raise cls._invalid(
+                config, "model", f"must be '{encoders.DEFAULT_MODEL}' or the path to a BERT model folder"
+            )
+
+    @classmethod
+    def _invalid(cls, config: Dict[Text, Any], setting: str, problem: str) -> InvalidConfigException:
+        return InvalidConfigException(
+            f"{cls.__name__}: the setting '{setting}' {problem} (it is {config.get(setting)!r})."
+        )
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "BertIntentClassifier":
+        """Creates a new untrained component (see parent class for full docstring)."""
+        return cls(config, execution_context.node_name, model_storage, resource)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        """Fine-tunes the encoder and the head on the intent examples."""
+        examples = [e for e in training_data.intent_examples if e.get(INTENT) and e.get(TEXT)]
+        if not examples:
+            logger.debug(f"Cannot train '{self.__class__.__name__}'. No data was provided. Skipping training of the classifier.")
+            return self._resource
+
+        try:
+            pretrained = encoders.load_pretrained(self.config["model"])
+        except encoders.EncoderNotFound as error:
+            raise self._invalid(self.config, "model", f"names no encoder: {error}")
+        max_seq_len = self.config["max_seq_len"]
+        if max_seq_len > pretrained.max_position_embeddings:
+            raise self._invalid(
+                self.config,
+                "max_seq_len",
+                f"must be at most the encoder's {pretrained.max_position_embeddings} positions",
+            )
+
+        import tensorflow as tf
+
+        tf.keras.utils.set_random_seed(self.config["random_seed"])
+        self.intents = sorted({e.get(INTENT) for e in examples})
+        self.tokenizer = WordPieceTokenizer(pretrained.vocab_file, pretrained.do_lower_case)
+        self.model = IntentModel(
+            pretrained.config, len(self.intents), self.config["dropout"], self.config["pooling"], max_seq_len
+        )
+        self.model.network.set_encoder_weights(pretrained.weights)
+        label_of = {intent: label for label, intent in enumerate(self.intents)}
+        self.model.train(
+            [self.tokenizer.token_ids(e.get(TEXT), max_seq_len) for e in examples],
+            [label_of[e.get(INTENT)] for e in examples],
+            epochs=self.config["epochs"],
+            batch_size=self.config["batch_size"],
+            learning_rate=self.config["learning_rate"],
+            seed=self.config["random_seed"],
+            show_progress=not rasa.shared.utils.io.is_logging_disabled(),
+        )
+        self.persist(pretrained)
+        return self._resource
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Sets `intent` and `intent_ranking` on each message, predicting them in batches."""
+        if self.model is None or self.tokenizer is None:
+            for message in messages:
+                message.set(INTENT, {"name": None, "confidence": 0.0}, add_to_output=True)
+                message.set(INTENT_RANKING_KEY, [], add_to_output=True)
+            return messages
+
+        max_seq_len = self.config["max_seq_len"]
+        probabilities = self.model.predict(
+            [self.tokenizer.token_ids(m.get(TEXT), max_seq_len) for m in messages],
+            self.config["batch_size"],
+        )
+        for message, message_probabilities in zip(messages, probabilities):
+            ranking = [
+                {"name": self.intents[label], "confidence": float(message_probabilities[label])}
+                for label in np.argsort(-message_probabilities, kind="stable")
+            ]
+            message.set(INTENT, ranking[0], add_to_output=True)
+            if self.config[RANKING_LENGTH] > 0:
+                ranking = ranking[: self.config[RANKING_LENGTH]]
+            message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+        return messages
+
+    def persist(self, pretrained: encoders.PretrainedEncoder) -> None:
+        """Writes weights, vocabulary and metadata into Rasa's model storage."""
+        with self._model_storage.write_to(self._resource) as model_dir:
+            np.savez(model_dir / WEIGHTS_FILE, **self.model.network.named_weights())
+            shutil.copyfile(pretrained.vocab_file, model_dir / VOCAB_FILE)
+            rasa.shared.utils.io.dump_obj_as_json_to_file(
+                model_dir / METADATA_FILE,
+                {
+                    "format_version": FORMAT_VERSION,
+                    "intents": self.intents,
+                    "bert_config": pretrained.config,
+                    "do_lower_case": pretrained.do_lower_case,
+                    "pooling": self.config["pooling"],
+                },
+            )
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> "BertIntentClassifier":
+        """Loads the trained component (see parent class for full docstring)."""
+        component = cls(config, execution_context.node_name, model_storage, resource)
+        try:
+            with model_storage.read_from(resource) as model_dir:
+                if (model_dir / METADATA_FILE).is_file():
+                    component._load_trained(model_dir)
+                    return component
+        except ValueError:
+            pass
+        logger.debug(
+            f"Failed to load {cls.__name__} from model storage. Resource "
+            f"'{resource.name}' doesn't exist."
+        )
+        return component
+
+    def _load_trained(self, model_dir: Path) -> None:
+        file_name = METADATA_FILE
+        try:
+            metadata = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
+            if metadata.get("format_version") != FORMAT_VERSION:
+                raise ValueError(
+                    f"format version {metadata.get('format_version')!r}, this version of "
+                    f"rasa-bert-intent reads {FORMAT_VERSION}"
+                )
+            self.intents = metadata["intents"]
+            file_name = VOCAB_FILE
+            self.tokenizer = WordPieceTokenizer(model_dir / VOCAB_FILE, metadata["do_lower_case"])
+            file_name = WEIGHTS_FILE
+            self.model = IntentModel(
+                metadata["bert_config"],
+                len(self.intents),
+                self.config["dropout"],
+                metadata["pooling"],
+                self.config["max_seq_len"],
+            )
+            with np.load(model_dir / WEIGHTS_FILE, allow_pickle=False) as weights:
+                self.model.network.set_named_weights(dict(weights))
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+            raise RasaException(
+                f"{self.__class__.__name__}: cannot load the trained model's '{file_name}' "
+                f"from '{model_dir}' ({error.__class__.__name__}: {error}). "
+                f"Retrain the model with `rasa train`."
+            ) from error

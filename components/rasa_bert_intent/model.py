@@ -1,0 +1,212 @@
+"""The Keras intent classifier: a fine-tuned BERT encoder with the article's head."""
+import logging
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from rasa_bert_intent.encoder import bert_layer_params
+from rasa_bert_intent.quiet import quiet_bert_import
+from rasa_bert_intent.tokenization import PAD_ID, bucket_length, pad
+
+with quiet_bert_import():
+    from bert import BertModelLayer
+
+logger = logging.getLogger(__name__)
+
+POOLINGS = ("mean", "cls")
+BERT_LAYER_NAME = "bert"
+
+
+class IntentNetwork(tf.keras.Model):
+    """BERT, a pooled sentence vector, dropout, a dense tanh layer, dropout, intent logits."""
+
+    def __init__(
+        self, bert_config: Dict, num_intents: int, dropout: float, pooling: str
+    ) -> None:
+        """Creates the layers; `build_for_any_length` creates their weights."""
+        super().__init__(name="intent_network")
+        self.pooling = pooling
+        self.bert = BertModelLayer.from_params(
+            bert_layer_params(bert_config), name=BERT_LAYER_NAME
+        )
+        hidden_size = int(bert_config["hidden_size"])
+        self.pooled_dropout = tf.keras.layers.Dropout(dropout, name="pooled_dropout")
+        self.dense = tf.keras.layers.Dense(hidden_size, activation="tanh", name="dense")
+        self.dense_dropout = tf.keras.layers.Dropout(dropout, name="dense_dropout")
+        self.logits = tf.keras.layers.Dense(num_intents, name="logits")
+
+    def call(self, token_ids: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """Intent logits for a `[batch, length]` batch of token ids."""
+        hidden = self.bert([token_ids, tf.zeros_like(token_ids)], training=training)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            is_token = tf.cast(tf.not_equal(token_ids, PAD_ID), hidden.dtype)[..., None]
+            pooled = tf.reduce_sum(hidden * is_token, axis=1) / tf.reduce_sum(is_token, axis=1)
+        pooled = self.pooled_dropout(pooled, training=training)
+        dense = self.dense_dropout(self.dense(pooled), training=training)
+        return self.logits(dense)
+
+    def build_for_any_length(self) -> None:
+        """Creates the weights, then lifts the input shape each sublayer recorded.
+
+        bert-for-tf2 layers keep the shape of their first input as `input_spec` and refuse
+        any other sequence length afterwards; each length bucket gets its own traced function.
+        """
+        self(tf.zeros((1, 8), dtype=tf.int32))
+        for layer in self.submodules:
+            if isinstance(layer, tf.keras.layers.Layer):
+                layer.input_spec = None
+
+    def named_weights(self) -> Dict[str, np.ndarray]:
+        """Every weight by a name that does not depend on Keras' layer counters."""
+        return {_weight_name(weight): value for weight, value in zip(self.weights, self.get_weights())}
+
+    def set_named_weights(self, values: Dict[str, np.ndarray]) -> None:
+        """Assigns weights by name; raises `ValueError` naming what is missing or mismatched."""
+        expected = {_weight_name(weight): weight for weight in self.weights}
+        missing = sorted(set(expected) - set(values))
+        if missing:
+            raise ValueError(f"missing weights: {', '.join(missing[:5])}")
+        for name, weight in expected.items():
+            if tuple(weight.shape) != values[name].shape:
+                raise ValueError(
+                    f"weight '{name}' has shape {values[name].shape}, the model needs {tuple(weight.shape)}"
+                )
+        tf.keras.backend.batch_set_value([(weight, values[name]) for name, weight in expected.items()])
+
+    def set_encoder_weights(self, encoder_weights: Dict[str, np.ndarray]) -> None:
+        """Loads pretrained encoder weights into the BERT layer; every one must fit."""
+        prefixed = {f"{BERT_LAYER_NAME}/{name}": value for name, value in encoder_weights.items()}
+        head = {
+            name: value
+            for name, value in self.named_weights().items()
+            if not name.startswith(f"{BERT_LAYER_NAME}/")
+        }
+        self.set_named_weights({**prefixed, **head})
+
+
+def _weight_name(weight: tf.Variable) -> str:
+    name = weight.name.split(":")[0]
+    # Drop the enclosing model's scope ("intent_network/", "intent_network_1/", …) if any.
+    return name.split("/", 1)[1] if name.startswith("intent_network") else name
+
+
+class IntentModel:
+    """Trains and runs an `IntentNetwork` in length buckets, with one traced function per bucket."""
+
+    def __init__(
+        self, bert_config: Dict, num_intents: int, dropout: float, pooling: str, max_seq_len: int
+    ) -> None:
+        """Builds the network with freshly initialised weights."""
+        self.max_seq_len = max_seq_len
+        self.network = IntentNetwork(bert_config, num_intents, dropout, pooling)
+        self.network.build_for_any_length()
+        self._predict_functions: Dict[int, Callable] = {}
+
+    def train(
+        self,
+        token_id_lists: Sequence[Sequence[int]],
+        labels: Sequence[int],
+        epochs: int,
+        batch_size: int,
+        learning_rate: float,
+        seed: int,
+        show_progress: bool,
+    ) -> None:
+        """Fine-tunes the whole network with Adam, the learning rate falling linearly to 0."""
+        rng = np.random.default_rng(seed)
+        labels = np.asarray(labels, dtype=np.int32)
+        steps_per_epoch = len(_batches(token_id_lists, batch_size, self.max_seq_len, rng=None))
+        optimizer = tf.keras.optimizers.Adam(
+            tf.keras.optimizers.schedules.PolynomialDecay(
+                learning_rate, decay_steps=max(1, epochs * steps_per_epoch), end_learning_rate=0.0
+            )
+        )
+        optimizer.build(self.network.trainable_variables)
+        train_steps: Dict[int, Callable] = {}
+        progress = tqdm(range(epochs), desc="Epochs", disable=not show_progress)
+        for epoch in progress:
+            total_loss, correct, seen = 0.0, 0, 0
+            for length, rows in _batches(token_id_lists, batch_size, self.max_seq_len, rng):
+                if length not in train_steps:
+                    train_steps[length] = self._train_step(optimizer, length)
+                batch = pad([token_id_lists[row] for row in rows], length)
+                loss, batch_correct = train_steps[length](batch, labels[rows])
+                total_loss += float(loss) * len(rows)
+                correct += int(batch_correct)
+                seen += len(rows)
+            progress.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+            logger.debug(f"Epoch {epoch + 1}: loss {total_loss / seen:.4f}, accuracy {correct / seen:.4f}")
+        progress.close()
+
+    def _train_step(self, optimizer: tf.keras.optimizers.Optimizer, length: int) -> Callable:
+        network = self.network
+        loss_function = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, length], tf.int32),
+                tf.TensorSpec([None], tf.int32),
+            ]
+        )
+        def train_step(token_ids: tf.Tensor, labels: tf.Tensor):
+            with tf.GradientTape() as tape:
+                logits = network(token_ids, training=True)
+                loss = loss_function(labels, logits)
+            gradients = tape.gradient(loss, network.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, network.trainable_variables))
+            predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            return loss, tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.int32))
+
+        return train_step
+
+    def predict(self, token_id_lists: Sequence[Sequence[int]], batch_size: int) -> np.ndarray:
+        """Intent probabilities, `[len(token_id_lists), num_intents]`, in the order given."""
+        probabilities = np.zeros(
+            (len(token_id_lists), self.network.logits.units), dtype=np.float32
+        )
+        for length, rows in _batches(token_id_lists, batch_size, self.max_seq_len, rng=None):
+            batch = pad([token_id_lists[row] for row in rows], length)
+            probabilities[rows] = self._predict_function(length)(batch).numpy()
+        return probabilities
+
+    def _predict_function(self, length: int) -> Callable:
+        if length not in self._predict_functions:
+            network = self.network
+
+            @tf.function(input_signature=[tf.TensorSpec([None, length], tf.int32)])
+            def predict(token_ids: tf.Tensor) -> tf.Tensor:
+                return tf.nn.softmax(network(token_ids, training=False))
+
+            self._predict_functions[length] = predict
+        return self._predict_functions[length]
+
+
+def _batches(
+    token_id_lists: Sequence[Sequence[int]],
+    batch_size: int,
+    max_seq_len: int,
+    rng: Optional[np.random.Generator],
+) -> List[tuple]:
+    """`(padded length, row indices)` batches of rows of one length bucket each.
+
+    With `rng` the rows and batches are shuffled, otherwise they keep their order.
+    """
+    order = np.arange(len(token_id_lists))
+    if rng is not None:
+        rng.shuffle(order)
+    by_length: Dict[int, List[int]] = {}
+    for row in order:
+        length = bucket_length(len(token_id_lists[row]), max_seq_len)
+        by_length.setdefault(length, []).append(int(row))
+    batches = [
+        (length, np.asarray(rows[start : start + batch_size]))
+        for length, rows in sorted(by_length.items())
+        for start in range(0, len(rows), batch_size)
+    ]
+    if rng is not None:
+        batches = [batches[index] for index in rng.permutation(len(batches))]
+    return batches

@@ -1,0 +1,186 @@
+"""BertIntentClassifier through Rasa's own component API, the way Rasa tests its classifiers."""
+import copy
+
+import numpy as np
+import pytest
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.shared.exceptions import InvalidConfigException, RasaException
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from rasa_bert_intent import BertIntentClassifier
+from rasa_bert_intent.classifier import WEIGHTS_FILE
+
+EXAMPLES = {
+    "greet": ["hello there", "hi", "good morning", "hey, how are you", "hello friend", "hi there!"],
+    "goodbye": ["bye", "see you later", "good night", "goodbye, take care", "farewell", "bye bye"],
+    "weather": [
+        "will it rain tomorrow",
+        "what is the weather in Paris",
+        "is it sunny today",
+        "how cold is it outside",
+        "forecast for Berlin this weekend",
+        "will it snow in Oslo",
+    ],
+}
+FAST = {"epochs": 8, "batch_size": 8, "learning_rate": 1e-4, "random_seed": 1}
+
+
+def training_data() -> TrainingData:
+    return TrainingData(
+        [Message.build(text=text, intent=intent) for intent, texts in EXAMPLES.items() for text in texts]
+    )
+
+
+def create(config, model_storage, resource, execution_context) -> BertIntentClassifier:
+    return BertIntentClassifier.create(
+        {**BertIntentClassifier.get_default_config(), **config},
+        model_storage,
+        resource,
+        execution_context,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One classifier trained once for the tests that only read it."""
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.engine.storage.resource import Resource
+
+    storage = LocalModelStorage(tmp_path_factory.mktemp("storage"))
+    context = ExecutionContext(GraphSchema({}), "test-model")
+    resource = Resource("trained_classifier")
+    classifier = create({**FAST, "ranking_length": 0}, storage, resource, context)
+    classifier.train(training_data())
+    return classifier, storage, resource, context
+
+
+def parse(classifier, *texts):
+    return classifier.process([Message.build(text=text) for text in texts])
+
+
+def test_is_an_intent_classifier_needing_no_other_component():
+    assert issubclass(BertIntentClassifier, IntentClassifier)
+    assert BertIntentClassifier.required_components() == []
+
+
+def test_train_process_persist_load_process_again(trained):
+    classifier, storage, resource, context = trained
+    texts = ["hi there, good morning", "what's the weather like in Rome", "bye, see you"]
+    before = parse(classifier, *texts)
+    assert [m.get("intent")["name"] for m in before] == ["greet", "weather", "goodbye"]
+
+    loaded = BertIntentClassifier.load(
+        {**BertIntentClassifier.get_default_config(), **FAST, "ranking_length": 0},
+        storage,
+        resource,
+        context,
+    )
+    after = parse(loaded, *texts)
+    for first, second in zip(before, after):
+        assert first.get("intent")["name"] == second.get("intent")["name"]
+        np.testing.assert_allclose(
+            [r["confidence"] for r in first.get("intent_ranking")],
+            [r["confidence"] for r in second.get("intent_ranking")],
+            rtol=1e-5,
+            atol=1e-6,
+        )
+
+
+def test_intent_and_ranking_follow_rasa_rules(trained):
+    classifier = trained[0]
+    (message,) = parse(classifier, "hello")
+    intent, ranking = message.get("intent"), message.get("intent_ranking")
+    assert set(intent) == {"name", "confidence"}
+    assert type(intent["confidence"]) is float
+    assert intent == ranking[0]
+    assert [r["name"] for r in ranking] == sorted(EXAMPLES, key=lambda n: -next(r["confidence"] for r in ranking if r["name"] == n))
+    confidences = [r["confidence"] for r in ranking]
+    assert confidences == sorted(confidences, reverse=True)
+    assert sum(confidences) == pytest.approx(1.0, abs=1e-5)
+    assert message.as_dict_nlu()["intent"] == intent
+
+
+def test_ranking_length_cuts_the_ranking_but_not_the_intent(trained):
+    classifier = trained[0]
+    short = copy.copy(classifier)
+    short.config = {**classifier.config, "ranking_length": 2}
+    (message,) = parse(short, "will it rain in Paris")
+    assert len(message.get("intent_ranking")) == 2
+    assert message.get("intent") == message.get("intent_ranking")[0]
+
+
+def test_many_messages_in_one_call_match_one_at_a_time(trained):
+    classifier = trained[0]
+    texts = ["hi", "bye bye", "a much longer message about the weather " * 3, "", "snow?"]
+    together = parse(classifier, *texts)
+    for text, message in zip(texts, together):
+        (alone,) = parse(classifier, text)
+        assert alone.get("intent")["name"] == message.get("intent")["name"]
+        assert alone.get("intent")["confidence"] == pytest.approx(message.get("intent")["confidence"], abs=1e-5)
+
+
+def test_long_messages_are_truncated_to_max_seq_len(trained):
+    classifier = trained[0]
+    (message,) = parse(classifier, "weather " * 2000)
+    assert message.get("intent")["name"] in EXAMPLES
+
+
+def test_load_of_a_missing_resource_gives_an_untrained_classifier(model_storage, resource, execution_context):
+    classifier = BertIntentClassifier.load(
+        BertIntentClassifier.get_default_config(), model_storage, resource, execution_context
+    )
+    (message,) = parse(classifier, "hello")
+    assert message.get("intent") == {"name": None, "confidence": 0.0}
+    assert message.get("intent_ranking") == []
+
+
+def test_training_without_examples_persists_nothing(model_storage, resource, execution_context):
+    classifier = create(FAST, model_storage, resource, execution_context)
+    classifier.train(TrainingData([]))
+    loaded = BertIntentClassifier.load(classifier.config, model_storage, resource, execution_context)
+    assert loaded.model is None
+
+
+def test_damaged_weights_give_an_error_naming_the_component(trained):
+    classifier, storage, resource, context = trained
+    with storage.read_from(resource) as model_dir:
+        weights = (model_dir / WEIGHTS_FILE).read_bytes()
+        (model_dir / WEIGHTS_FILE).write_bytes(weights[: len(weights) // 2])
+        try:
+            with pytest.raises(RasaException, match="BertIntentClassifier.*weights.npz"):
+                BertIntentClassifier.load(classifier.config, storage, resource, context)
+        finally:
+            (model_dir / WEIGHTS_FILE).write_bytes(weights)
+
+
+@pytest.mark.parametrize(
+    "setting, value",
+    [
+        ("epochs", 0),
+        ("epochs", "3"),
+        ("batch_size", -1),
+        ("max_seq_len", 2),
+        ("learning_rate", 0),
+        ("dropout", 1.0),
+        ("pooling", "max"),
+        ("ranking_length", -1),
+        ("random_seed", None),
+        ("model", "/no/such/folder"),
+    ],
+)
+def test_bad_settings_are_refused_before_training(setting, value, model_storage, resource, execution_context):
+    config = {**BertIntentClassifier.get_default_config(), setting: value}
+    with pytest.raises(InvalidConfigException, match=f"BertIntentClassifier: the setting '{setting}'"):
+        if setting == "model":
+            BertIntentClassifier.fingerprint_addon(config)
+        else:
+            create(config, model_storage, resource, execution_context)
+
+
+def test_fingerprint_addon_names_the_encoder_files():
+    config = BertIntentClassifier.get_default_config()
+    first = BertIntentClassifier.fingerprint_addon(config)
+    assert first == BertIntentClassifier.fingerprint_addon(dict(config))
+    assert "bert-for-tf2" in first
