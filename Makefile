@@ -9,6 +9,9 @@ INSTALLED := $(VENV)/.installed
 # The sdist dependencies of bert-for-tf2e, built into wheels at the versions pyproject.toml pins.
 SDIST_DEPS := $(shell grep -oE '"(py-params|params-flow)==[^"]+"' pyproject.toml | tr -d '"')
 
+# Rasa's telemetry sends usage data and error reports over the network; keep it off.
+export RASA_TELEMETRY_ENABLED ?= false
+
 SNIPS ?= ../shared/snips-nlu-benchmark
 TEST_DATA := test_data/nlu.yml
 RESULTS := results/snips

@@ -114,6 +114,7 @@ def test_ranking_length_cuts_the_ranking_but_not_the_intent(trained):
 def test_many_messages_in_one_call_match_one_at_a_time(trained):
     classifier = trained[0]
     texts = ["hi", "bye bye", "a much longer message about the weather " * 3, "", "snow?"]
+    assert parse(classifier) == []
     together = parse(classifier, *texts)
     for text, message in zip(texts, together):
         (alone,) = parse(classifier, text)
@@ -183,4 +184,5 @@ def test_fingerprint_addon_names_the_encoder_files():
     config = BertIntentClassifier.get_default_config()
     first = BertIntentClassifier.fingerprint_addon(config)
     assert first == BertIntentClassifier.fingerprint_addon(dict(config))
+    assert first == BertIntentClassifier.fingerprint_addon({})  # Rasa may pass it without defaults
     assert "bert-for-tf2" in first

@@ -84,6 +84,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
         """Fingerprints the encoder's files and bert-for-tf2, which Rasa cannot see."""
+        config = {**cls.get_default_config(), **config}  # Rasa passes it unmerged at times
         cls._check_config(config)
         try:
             folder = encoders.model_folder(config["model"])

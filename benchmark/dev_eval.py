@@ -1,0 +1,83 @@
+"""Trains BertIntentClassifier on SNIPS training queries less a dev split, prints dev accuracy.
+
+The dev split is 100 queries per intent (700, as the research papers keep aside), drawn with a
+fixed seed from the 13,784 training queries; the 700 test queries are never looked at.
+
+    .venv/bin/python benchmark/dev_eval.py pooling=mean pooling=cls
+    .venv/bin/python benchmark/dev_eval.py "learning_rate=5e-5 epochs=4"
+
+Each argument is one configuration: space-separated setting=value overrides of the defaults.
+"""
+import ast
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from rasa.engine.graph import ExecutionContext, GraphSchema  # noqa: E402
+from rasa.engine.storage.local_model_storage import LocalModelStorage  # noqa: E402
+from rasa.engine.storage.resource import Resource  # noqa: E402
+from rasa.shared.nlu.training_data.message import Message  # noqa: E402
+from rasa.shared.nlu.training_data.training_data import TrainingData  # noqa: E402
+
+from rasa_bert_intent import BertIntentClassifier  # noqa: E402
+from rasa_bert_intent.snips import read_source  # noqa: E402
+
+SNIPS = Path(__file__).resolve().parents[2] / "shared" / "snips-nlu-benchmark"
+DEV_PER_INTENT = 100
+DEV_SEED = 2019
+
+
+def dev_split(train):
+    """(training queries, dev queries): 100 distinct queries per intent go to dev."""
+    distinct = list(dict.fromkeys(train))
+    random.Random(DEV_SEED).shuffle(distinct)
+    dev, taken = [], {}
+    for message in distinct:
+        intent = message.get("intent")
+        if taken.get(intent, 0) < DEV_PER_INTENT:
+            taken[intent] = taken.get(intent, 0) + 1
+            dev.append(message)
+    dev_texts = {m.get("text") for m in dev}
+    return [m for m in train if m.get("text") not in dev_texts], dev
+
+
+def overrides(argument: str) -> dict:
+    config = {}
+    for pair in argument.split():
+        key, value = pair.split("=", 1)
+        try:
+            config[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            config[key] = value
+    return config
+
+
+def main() -> None:
+    train, _test = read_source(SNIPS)
+    train, dev = dev_split(train)
+    print(f"{len(train)} training, {len(dev)} dev queries")
+    for argument in sys.argv[1:] or [""]:
+        config = {**BertIntentClassifier.get_default_config(), **overrides(argument)}
+        with tempfile.TemporaryDirectory() as folder:
+            classifier = BertIntentClassifier.create(
+                config, LocalModelStorage(Path(folder)), Resource("dev"), ExecutionContext(GraphSchema({}), "dev")
+            )
+            started = time.perf_counter()
+            classifier.train(TrainingData(train))
+            seconds = time.perf_counter() - started
+            predicted = classifier.process([Message.build(text=m.get("text")) for m in dev])
+        errors = sum(p.get("intent")["name"] != m.get("intent") for p, m in zip(predicted, dev))
+        print(
+            f"[{argument or 'defaults'}] dev accuracy {100 * (1 - errors / len(dev)):.2f}% "
+            f"({errors} errors of {len(dev)}), training {seconds:.0f} s",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""End to end through Rasa's own command line: `rasa train nlu`, then `rasa shell nlu`."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RASA = str(Path(sys.executable).with_name("rasa"))
+
+NLU = """version: "3.1"
+nlu:
+- intent: greet
+  examples: |
+    - hello there
+    - hi
+    - good morning
+    - hey, how are you
+    - hello friend
+    - hi there!
+- intent: goodbye
+  examples: |
+    - bye
+    - see you later
+    - good night
+    - goodbye, take care
+    - farewell
+    - bye bye
+- intent: weather
+  examples: |
+    - will it rain tomorrow
+    - what is the weather in [Paris](city)
+    - is it sunny today
+    - how cold is it outside
+    - forecast for [Berlin](city) this weekend
+    - will it snow in [Oslo](city)
+"""
+
+CONFIG = """recipe: default.v1
+assistant_id: cli-test
+language: en
+pipeline:
+  - name: rasa_bert_intent.BertIntentClassifier
+    epochs: 8
+    batch_size: 8
+    ranking_length: 0
+"""
+
+
+def parse_results(output: str):
+    """The JSON parse results `rasa shell nlu` printed between its other lines."""
+    decoder, results, position = json.JSONDecoder(), [], 0
+    while True:
+        position = output.find("{\n", position)
+        if position < 0:
+            return results
+        result, position = decoder.raw_decode(output, position)
+        results.append(result)
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory) -> Path:
+    project = tmp_path_factory.mktemp("assistant")
+    (project / "data").mkdir()
+    (project / "data" / "nlu.yml").write_text(NLU, encoding="utf-8")
+    (project / "config.yml").write_text(CONFIG, encoding="utf-8")
+    completed = subprocess.run(
+        [RASA, "train", "nlu", "--fixed-model-name", "cli-test"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "Finished training component 'BertIntentClassifier'" in completed.stdout + completed.stderr
+    return project / "models" / "cli-test.tar.gz"
+
+
+def test_rasa_shell_nlu_prints_intent_and_full_ranking(trained_model):
+    lines = ["hello, good morning", "what is the weather in Rome tomorrow", "see you later, bye", ""]
+    completed = subprocess.run(
+        [RASA, "shell", "nlu", "--model", str(trained_model)],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = parse_results(completed.stdout)
+    assert [r["text"] for r in results] == lines
+    assert [r["intent"]["name"] for r in results[:3]] == ["greet", "weather", "goodbye"]
+    for result in results:
+        assert {r["name"] for r in result["intent_ranking"]} == {"greet", "goodbye", "weather"}
+        assert result["intent"] == result["intent_ranking"][0]
+        assert 0.0 <= result["intent"]["confidence"] <= 1.0
+
+
+def test_training_again_restores_the_classifier_from_rasa_cache(trained_model):
+    completed = subprocess.run(
+        [RASA, "train", "nlu", "--fixed-model-name", "cli-test-again"],
+        cwd=trained_model.parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "Restored component 'BertIntentClassifier' from cache" in completed.stdout + completed.stderr
