@@ -8,6 +8,7 @@ fixed seed from the 13,784 training queries; the 700 test queries are never look
 
 Each argument is one configuration: space-separated setting=value overrides of the defaults.
 """
+
 import ast
 import os
 import random
@@ -65,7 +66,10 @@ def main() -> None:
         config = {**BertIntentClassifier.get_default_config(), **overrides(argument)}
         with tempfile.TemporaryDirectory() as folder:
             classifier = BertIntentClassifier.create(
-                config, LocalModelStorage(Path(folder)), Resource("dev"), ExecutionContext(GraphSchema({}), "dev")
+                config,
+                LocalModelStorage(Path(folder)),
+                Resource("dev"),
+                ExecutionContext(GraphSchema({}), "dev"),
             )
             started = time.perf_counter()
             classifier.train(TrainingData(train))

@@ -1,4 +1,5 @@
 """Fixtures shared by the tests, after the ones in Rasa's own test suite."""
+
 import os
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """BertIntentClassifier through Rasa's own component API, the way Rasa tests its classifiers."""
+
 import copy
 
 import numpy as np
@@ -28,7 +29,11 @@ FAST = {"epochs": 8, "batch_size": 8, "learning_rate": 1e-4, "random_seed": 1}
 
 def training_data() -> TrainingData:
     return TrainingData(
-        [Message.build(text=text, intent=intent) for intent, texts in EXAMPLES.items() for text in texts]
+        [
+            Message.build(text=text, intent=intent)
+            for intent, texts in EXAMPLES.items()
+            for text in texts
+        ]
     )
 
 
@@ -95,7 +100,9 @@ def test_intent_and_ranking_follow_rasa_rules(trained):
     assert set(intent) == {"name", "confidence"}
     assert type(intent["confidence"]) is float
     assert intent == ranking[0]
-    assert [r["name"] for r in ranking] == sorted(EXAMPLES, key=lambda n: -next(r["confidence"] for r in ranking if r["name"] == n))
+    assert [r["name"] for r in ranking] == sorted(
+        EXAMPLES, key=lambda n: -next(r["confidence"] for r in ranking if r["name"] == n)
+    )
     confidences = [r["confidence"] for r in ranking]
     assert confidences == sorted(confidences, reverse=True)
     assert sum(confidences) == pytest.approx(1.0, abs=1e-5)
@@ -119,7 +126,9 @@ def test_many_messages_in_one_call_match_one_at_a_time(trained):
     for text, message in zip(texts, together):
         (alone,) = parse(classifier, text)
         assert alone.get("intent")["name"] == message.get("intent")["name"]
-        assert alone.get("intent")["confidence"] == pytest.approx(message.get("intent")["confidence"], abs=1e-5)
+        assert alone.get("intent")["confidence"] == pytest.approx(
+            message.get("intent")["confidence"], abs=1e-5
+        )
 
 
 def test_long_messages_are_truncated_to_max_seq_len(trained):
@@ -128,7 +137,9 @@ def test_long_messages_are_truncated_to_max_seq_len(trained):
     assert message.get("intent")["name"] in EXAMPLES
 
 
-def test_load_of_a_missing_resource_gives_an_untrained_classifier(model_storage, resource, execution_context):
+def test_load_of_a_missing_resource_gives_an_untrained_classifier(
+    model_storage, resource, execution_context
+):
     classifier = BertIntentClassifier.load(
         BertIntentClassifier.get_default_config(), model_storage, resource, execution_context
     )
@@ -140,7 +151,9 @@ def test_load_of_a_missing_resource_gives_an_untrained_classifier(model_storage,
 def test_training_without_examples_persists_nothing(model_storage, resource, execution_context):
     classifier = create(FAST, model_storage, resource, execution_context)
     classifier.train(TrainingData([]))
-    loaded = BertIntentClassifier.load(classifier.config, model_storage, resource, execution_context)
+    loaded = BertIntentClassifier.load(
+        classifier.config, model_storage, resource, execution_context
+    )
     assert loaded.model is None
 
 
@@ -171,9 +184,13 @@ def test_damaged_weights_give_an_error_naming_the_component(trained):
         ("model", "/no/such/folder"),
     ],
 )
-def test_bad_settings_are_refused_before_training(setting, value, model_storage, resource, execution_context):
+def test_bad_settings_are_refused_before_training(
+    setting, value, model_storage, resource, execution_context
+):
     config = {**BertIntentClassifier.get_default_config(), setting: value}
-    with pytest.raises(InvalidConfigException, match=f"BertIntentClassifier: the setting '{setting}'"):
+    with pytest.raises(
+        InvalidConfigException, match=f"BertIntentClassifier: the setting '{setting}'"
+    ):
         if setting == "model":
             BertIntentClassifier.fingerprint_addon(config)
         else:
@@ -186,3 +203,9 @@ def test_fingerprint_addon_names_the_encoder_files():
     assert first == BertIntentClassifier.fingerprint_addon(dict(config))
     assert first == BertIntentClassifier.fingerprint_addon({})  # Rasa may pass it without defaults
     assert "bert-for-tf2" in first
+
+
+def test_loading_with_a_max_seq_len_beyond_the_encoder_is_refused(trained):
+    classifier, storage, resource, context = trained
+    with pytest.raises(InvalidConfigException, match="'max_seq_len' must be at most .* 512"):
+        BertIntentClassifier.load({**classifier.config, "max_seq_len": 600}, storage, resource, context)

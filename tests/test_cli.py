@@ -1,4 +1,5 @@
 """End to end through Rasa's own command line: `rasa train nlu`, then `rasa shell nlu`."""
+
 import json
 import os
 import subprocess
@@ -73,12 +74,19 @@ def trained_model(tmp_path_factory) -> Path:
         timeout=900,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    assert "Finished training component 'BertIntentClassifier'" in completed.stdout + completed.stderr
+    assert (
+        "Finished training component 'BertIntentClassifier'" in completed.stdout + completed.stderr
+    )
     return project / "models" / "cli-test.tar.gz"
 
 
 def test_rasa_shell_nlu_prints_intent_and_full_ranking(trained_model):
-    lines = ["hello, good morning", "what is the weather in Rome tomorrow", "see you later, bye", ""]
+    lines = [
+        "hello, good morning",
+        "what is the weather in Rome tomorrow",
+        "see you later, bye",
+        "",
+    ]
     completed = subprocess.run(
         [RASA, "shell", "nlu", "--model", str(trained_model)],
         input="\n".join(lines) + "\n",
@@ -106,4 +114,7 @@ def test_training_again_restores_the_classifier_from_rasa_cache(trained_model):
         timeout=900,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "Restored component 'BertIntentClassifier' from cache" in completed.stdout + completed.stderr
+    assert (
+        "Restored component 'BertIntentClassifier' from cache"
+        in completed.stdout + completed.stderr
+    )

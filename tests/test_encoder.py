@@ -1,4 +1,5 @@
 """The embedded encoder, built in bert-for-tf2, against a plain numpy forward pass of its weights."""
+
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
@@ -50,7 +51,12 @@ def numpy_bert(weights, config, token_ids):
         probs /= probs.sum(-1, keepdims=True)
         context = (probs @ v).transpose(0, 2, 1, 3).reshape(batch, length, -1)
         attention = dense(context, "attention.output.dense") + x
-        x = _layer_norm(attention, w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"], eps)
+        x = _layer_norm(
+            attention,
+            w[p + "attention.output.LayerNorm.weight"],
+            w[p + "attention.output.LayerNorm.bias"],
+            eps,
+        )
         inner = dense(x, "intermediate.dense")
         inner = 0.5 * inner * (1.0 + erf(inner / np.sqrt(2.0)))
         out = dense(inner, "output.dense") + x

@@ -1,4 +1,5 @@
 """The SNIPS converter on the real benchmark in ../shared, and on the article's CSV format."""
+
 import csv
 
 import pytest
@@ -25,7 +26,19 @@ def converted(tmp_path_factory):
     from tests.conftest import SNIPS
 
     out = tmp_path_factory.mktemp("snips")
-    assert main(["snips", str(SNIPS), "--train-out", str(out / "data" / "nlu.yml"), "--test-out", str(out / "test.yml")]) == 0
+    assert (
+        main(
+            [
+                "snips",
+                str(SNIPS),
+                "--train-out",
+                str(out / "data" / "nlu.yml"),
+                "--test-out",
+                str(out / "test.yml"),
+            ]
+        )
+        == 0
+    )
     return load_data(str(out / "data" / "nlu.yml")), load_data(str(out / "test.yml"))
 
 
@@ -47,7 +60,9 @@ def test_converted_files_read_back_in_rasa_with_all_distinct_queries(converted, 
     assert {m.get("text") for m in train_data.intent_examples} == {m.get("text") for m in train}
     assert all(c.isprintable() for m in train_data.intent_examples for c in m.get("text"))
     entities = lambda messages: sorted(
-        (m.get("text"), e["start"], e["end"], e["value"], e["entity"]) for m in set(messages) for e in m.get("entities")
+        (m.get("text"), e["start"], e["end"], e["value"], e["entity"])
+        for m in set(messages)
+        for e in m.get("entities")
     )
     assert entities(train_data.intent_examples) == entities(train)
 
@@ -64,7 +79,9 @@ def test_cesu8_emoji_query_comes_out_as_the_right_emoji(converted):
 def test_slots_become_entity_markup(converted, tmp_path):
     train_data, _ = converted
     message = next(
-        m for m in train_data.intent_examples if m.get("text") == "Add another song to the Cita Romántica playlist."
+        m
+        for m in train_data.intent_examples
+        if m.get("text") == "Add another song to the Cita Romántica playlist."
     )
     assert {(e["entity"], e["value"]) for e in message.get("entities")} == {
         ("music_item", "song"),
@@ -86,7 +103,19 @@ def test_article_csv_folder(tmp_path, capsys):
             writer = csv.writer(file)
             writer.writerow(["text", "intent"])
             writer.writerows(content)
-    assert main(["snips", str(tmp_path), "--train-out", str(tmp_path / "train.yml"), "--test-out", str(tmp_path / "test.yml")]) == 0
+    assert (
+        main(
+            [
+                "snips",
+                str(tmp_path),
+                "--train-out",
+                str(tmp_path / "train.yml"),
+                "--test-out",
+                str(tmp_path / "test.yml"),
+            ]
+        )
+        == 0
+    )
     assert "3 queries" in capsys.readouterr().out
     train = load_data(str(tmp_path / "train.yml"))
     assert sorted((m.get("text"), m.get("intent")) for m in train.intent_examples) == sorted(

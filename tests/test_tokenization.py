@@ -1,4 +1,5 @@
 """WordPiece tokenization, truncation, length buckets and padding."""
+
 import numpy as np
 
 from rasa_bert_intent.encoder import DEFAULT_MODEL, model_folder

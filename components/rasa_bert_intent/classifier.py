@@ -1,4 +1,5 @@
 """`BertIntentClassifier`: a fine-tuned BERT intent classifier as a Rasa 3 graph component."""
+
 import json
 import logging
 import shutil
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Text
 
 import numpy as np
+import tensorflow as tf
 
 import rasa.shared.utils.io
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -44,9 +46,7 @@ _WHOLE_NUMBER_MINIMUMS = {
 }
 
 
-@DefaultV1Recipe.register(
-    DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True
-)
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
 class BertIntentClassifier(GraphComponent, IntentClassifier):
     """Intent classifier that fine-tunes a BERT encoder on the raw message text."""
 
@@ -128,11 +128,15 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             raise cls._invalid(config, "pooling", f"must be one of: {', '.join(POOLINGS)}")
         if not isinstance(config.get("model"), str) or not config["model"].strip():
             raise cls._invalid(
-                config, "model", f"must be '{encoders.DEFAULT_MODEL}' or the path to a BERT model folder"
+                config,
+                "model",
+                f"must be '{encoders.DEFAULT_MODEL}' or the path to a BERT model folder",
             )
 
     @classmethod
-    def _invalid(cls, config: Dict[Text, Any], setting: str, problem: str) -> InvalidConfigException:
+    def _invalid(
+        cls, config: Dict[Text, Any], setting: str, problem: str
+    ) -> InvalidConfigException:
         return InvalidConfigException(
             f"{cls.__name__}: the setting '{setting}' {problem} (it is {config.get(setting)!r})."
         )
@@ -152,7 +156,10 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         """Fine-tunes the encoder and the head on the intent examples."""
         examples = [e for e in training_data.intent_examples if e.get(INTENT) and e.get(TEXT)]
         if not examples:
-            logger.debug(f"Cannot train '{self.__class__.__name__}'. No data was provided. Skipping training of the classifier.")
+            logger.debug(
+                f"Cannot train '{self.__class__.__name__}'. No data was provided. "
+                f"Skipping training of the classifier."
+            )
             return self._resource
 
         try:
@@ -167,13 +174,15 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
                 f"must be at most the encoder's {pretrained.max_position_embeddings} positions",
             )
 
-        import tensorflow as tf
-
         tf.keras.utils.set_random_seed(self.config["random_seed"])
         self.intents = sorted({e.get(INTENT) for e in examples})
         self.tokenizer = WordPieceTokenizer(pretrained.vocab_file, pretrained.do_lower_case)
         self.model = IntentModel(
-            pretrained.config, len(self.intents), self.config["dropout"], self.config["pooling"], max_seq_len
+            pretrained.config,
+            len(self.intents),
+            self.config["dropout"],
+            self.config["pooling"],
+            max_seq_len,
         )
         self.model.network.set_encoder_weights(pretrained.weights)
         label_of = {intent: label for label, intent in enumerate(self.intents)}
@@ -245,7 +254,9 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
                 if (model_dir / METADATA_FILE).is_file():
                     component._load_trained(model_dir)
                     return component
-        except ValueError:
+        except InvalidConfigException:
+            raise
+        except ValueError:  # what `read_from` raises for a resource that does not exist
             pass
         logger.debug(
             f"Failed to load {cls.__name__} from model storage. Resource "
@@ -281,3 +292,8 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
                 f"from '{model_dir}' ({error.__class__.__name__}: {error}). "
                 f"Retrain the model with `rasa train`."
             ) from error
+        positions = self.model.network.bert.params.max_position_embeddings
+        if self.config["max_seq_len"] > positions:
+            raise self._invalid(
+                self.config, "max_seq_len", f"must be at most the encoder's {positions} positions"
+            )

@@ -1,4 +1,5 @@
 """The `bert-intent` console command."""
+
 import argparse
 import os
 import sys
@@ -23,8 +24,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         help="folder with the benchmark's train_*_full.json and validate_*.json files, or with "
         f"the article's train.csv, valid.csv and test.csv (default: {DEFAULT_SOURCE})",
     )
-    snips.add_argument("--train-out", type=Path, default=Path("data/nlu.yml"), help="training data (default: %(default)s)")
-    snips.add_argument("--test-out", type=Path, default=Path("test_data/nlu.yml"), help="test data, kept out of data/ (default: %(default)s)")
+    snips.add_argument(
+        "--train-out",
+        type=Path,
+        default=Path("data/nlu.yml"),
+        help="training data (default: %(default)s)",
+    )
+    snips.add_argument(
+        "--test-out",
+        type=Path,
+        default=Path("test_data/nlu.yml"),
+        help="test data, kept out of data/ (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Rasa imports TensorFlow, which chats

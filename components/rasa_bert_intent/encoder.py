@@ -1,4 +1,5 @@
 """Finds a pretrained BERT encoder, its vocabulary and its weights, all offline."""
+
 import hashlib
 import importlib.util
 import json
@@ -69,9 +70,7 @@ def model_folder(model: str) -> Path:
         return Path(list(spec.submodule_search_locations)[0]) / "model"
     folder = Path(model).expanduser()
     if not folder.is_dir():
-        raise EncoderNotFound(
-            f"'{model}' is neither '{DEFAULT_MODEL}' nor an existing folder"
-        )
+        raise EncoderNotFound(f"'{model}' is neither '{DEFAULT_MODEL}' nor an existing folder")
     return folder
 
 

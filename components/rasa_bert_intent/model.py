@@ -1,4 +1,5 @@
 """The Keras intent classifier: a fine-tuned BERT encoder with the article's head."""
+
 import logging
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -22,15 +23,11 @@ BERT_LAYER_NAME = "bert"
 class IntentNetwork(tf.keras.Model):
     """BERT, a pooled sentence vector, dropout, a dense tanh layer, dropout, intent logits."""
 
-    def __init__(
-        self, bert_config: Dict, num_intents: int, dropout: float, pooling: str
-    ) -> None:
+    def __init__(self, bert_config: Dict, num_intents: int, dropout: float, pooling: str) -> None:
         """Creates the layers; `build_for_any_length` creates their weights."""
         super().__init__(name="intent_network")
         self.pooling = pooling
-        self.bert = BertModelLayer.from_params(
-            bert_layer_params(bert_config), name=BERT_LAYER_NAME
-        )
+        self.bert = BertModelLayer.from_params(bert_layer_params(bert_config), name=BERT_LAYER_NAME)
         hidden_size = int(bert_config["hidden_size"])
         self.pooled_dropout = tf.keras.layers.Dropout(dropout, name="pooled_dropout")
         self.dense = tf.keras.layers.Dense(hidden_size, activation="tanh", name="dense")
@@ -62,7 +59,9 @@ class IntentNetwork(tf.keras.Model):
 
     def named_weights(self) -> Dict[str, np.ndarray]:
         """Every weight by a name that does not depend on Keras' layer counters."""
-        return {_weight_name(weight): value for weight, value in zip(self.weights, self.get_weights())}
+        return {
+            _weight_name(weight): value for weight, value in zip(self.weights, self.get_weights())
+        }
 
     def set_named_weights(self, values: Dict[str, np.ndarray]) -> None:
         """Assigns weights by name; raises `ValueError` naming what is missing or mismatched."""
@@ -75,7 +74,9 @@ class IntentNetwork(tf.keras.Model):
                 raise ValueError(
                     f"weight '{name}' has shape {values[name].shape}, the model needs {tuple(weight.shape)}"
                 )
-        tf.keras.backend.batch_set_value([(weight, values[name]) for name, weight in expected.items()])
+        tf.keras.backend.batch_set_value(
+            [(weight, values[name]) for name, weight in expected.items()]
+        )
 
     def set_encoder_weights(self, encoder_weights: Dict[str, np.ndarray]) -> None:
         """Loads pretrained encoder weights into the BERT layer; every one must fit."""
@@ -139,7 +140,9 @@ class IntentModel:
                 correct += int(batch_correct)
                 seen += len(rows)
             progress.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
-            logger.debug(f"Epoch {epoch + 1}: loss {total_loss / seen:.4f}, accuracy {correct / seen:.4f}")
+            logger.debug(
+                f"Epoch {epoch + 1}: loss {total_loss / seen:.4f}, accuracy {correct / seen:.4f}"
+            )
         progress.close()
 
     def _train_step(self, optimizer: tf.keras.optimizers.Optimizer, length: int) -> Callable:
@@ -165,9 +168,7 @@ class IntentModel:
 
     def predict(self, token_id_lists: Sequence[Sequence[int]], batch_size: int) -> np.ndarray:
         """Intent probabilities, `[len(token_id_lists), num_intents]`, in the order given."""
-        probabilities = np.zeros(
-            (len(token_id_lists), self.network.logits.units), dtype=np.float32
-        )
+        probabilities = np.zeros((len(token_id_lists), self.network.logits.units), dtype=np.float32)
         for length, rows in _batches(token_id_lists, batch_size, self.max_seq_len, rng=None):
             batch = pad([token_id_lists[row] for row in rows], length)
             probabilities[rows] = self._predict_function(length)(batch).numpy()

@@ -1,4 +1,5 @@
 """Imports `bert` without its import-time chatter."""
+
 import contextlib
 import os
 from typing import Iterator

@@ -1,4 +1,5 @@
 """Converts the SNIPS benchmark (or the article's CSV files) into Rasa NLU training data."""
+
 import csv
 import json
 import re
@@ -94,7 +95,12 @@ def read_source(folder: Path) -> Tuple[List[Message], List[Message]]:
     if not folder.is_dir():
         raise ConversionError(f"'{folder}' is not a folder")
     if (folder / CSV_TEST).exists():
-        train = [m for name in CSV_TRAIN if (folder / name).exists() for m in read_article_csv(folder / name)]
+        train = [
+            m
+            for name in CSV_TRAIN
+            if (folder / name).exists()
+            for m in read_article_csv(folder / name)
+        ]
         return train, read_article_csv(folder / CSV_TEST)
     train_files = sorted(folder.glob("train_*_full.json"))
     test_files = sorted(folder.glob("validate_*.json"))

@@ -1,4 +1,5 @@
 """BERT WordPiece tokenization of raw message text into padded token id batches."""
+
 from pathlib import Path
 from typing import List, Sequence, Union
 
@@ -21,9 +22,7 @@ class WordPieceTokenizer:
     def __init__(self, vocab_file: Union[str, Path], do_lower_case: bool) -> None:
         """Loads the vocabulary."""
         self._tokenizer = FullTokenizer(str(vocab_file), do_lower_case=do_lower_case)
-        self._cls_id, self._sep_id = self._tokenizer.convert_tokens_to_ids(
-            ["[CLS]", "[SEP]"]
-        )
+        self._cls_id, self._sep_id = self._tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]"])
 
     def token_ids(self, text: str, max_seq_len: int) -> List[int]:
         """Token ids of one text, truncated to `max_seq_len` including `[CLS]` and `[SEP]`."""
