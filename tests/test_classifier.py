@@ -209,3 +209,40 @@ def test_loading_with_a_max_seq_len_beyond_the_encoder_is_refused(trained):
     classifier, storage, resource, context = trained
     with pytest.raises(InvalidConfigException, match="'max_seq_len' must be at most .* 512"):
         BertIntentClassifier.load({**classifier.config, "max_seq_len": 600}, storage, resource, context)
+
+
+HOSTILE_TEXTS = [
+    "",
+    "   \t\n ",
+    "x" * 10_000,
+    "weather " * 2_000,
+    "\N{SLICE OF PIZZA}\N{MUSICAL NOTE}\N{CLOUD WITH RAIN}\ufe0f",
+    "明天北京天气怎么样",
+    "ما هو الطقس غدا",
+    "e\u0301\u0301\u0301 n\u0303",
+    "\x00\x01\x07 hi \x1b[31m",
+    "\u200b\u200b\ufeff",
+    "\ud800 lone surrogate",
+    "<script>alert('hi')</script>",
+    '{"intent": "greet", "text": [1, 2]}',
+    "'; DROP TABLE intents; --",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXTS, ids=range(len(HOSTILE_TEXTS)))
+def test_any_text_gets_a_valid_intent_and_ranking(trained, text):
+    (message,) = parse(trained[0], text)
+    assert message.get("intent")["name"] in EXAMPLES
+    ranking = message.get("intent_ranking")
+    assert {r["name"] for r in ranking} == set(EXAMPLES)
+    assert all(np.isfinite(r["confidence"]) for r in ranking)
+
+
+def test_messages_at_and_past_max_seq_len_are_classified(trained):
+    classifier = copy.copy(trained[0])
+    classifier.config = {**classifier.config, "max_seq_len": 16}
+    exactly = " ".join(["rain"] * 14)  # 14 word pieces, [CLS] and [SEP]: 16
+    assert len(classifier.tokenizer.token_ids(exactly, 1000)) == 16
+    for text in (exactly, exactly + " rain"):
+        (message,) = parse(classifier, text)
+        assert message.get("intent")["name"] in EXAMPLES
