@@ -18,7 +18,7 @@ SNIPS = Path(__file__).resolve().parents[2] / "shared" / "snips-nlu-benchmark"
 
 @pytest.fixture
 def model_storage(tmp_path: Path) -> LocalModelStorage:
-    return LocalModelStorage(tmp_path / "model_storage")
+    return LocalModelStorage(tmp_path)
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def resource() -> Resource:
     return Resource("bert_intent_classifier")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def snips_folder() -> Path:
     if not SNIPS.is_dir():
         pytest.fail(f"the SNIPS benchmark is expected beside the checkout, at {SNIPS}")

@@ -208,7 +208,9 @@ def test_fingerprint_addon_names_the_encoder_files():
 def test_loading_with_a_max_seq_len_beyond_the_encoder_is_refused(trained):
     classifier, storage, resource, context = trained
     with pytest.raises(InvalidConfigException, match="'max_seq_len' must be at most .* 512"):
-        BertIntentClassifier.load({**classifier.config, "max_seq_len": 600}, storage, resource, context)
+        BertIntentClassifier.load(
+            {**classifier.config, "max_seq_len": 600}, storage, resource, context
+        )
 
 
 HOSTILE_TEXTS = [

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
-from scipy.special import erf
 
+from bert_reference import numpy_bert
 from rasa_bert_intent.encoder import (
     DEFAULT_MODEL,
     EncoderNotFound,
@@ -23,47 +23,6 @@ SENTENCES = [
 ]
 
 
-def _layer_norm(x, weight, bias, eps):
-    mean = x.mean(-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + eps) * weight + bias
-
-
-def numpy_bert(weights, config, token_ids):
-    """Hidden states of the Hugging Face BERT computation, in float64 numpy, exact GELU."""
-    w = {name: value.astype(np.float64) for name, value in weights.items()}
-    heads, eps = config["num_attention_heads"], config["layer_norm_eps"]
-    batch, length = token_ids.shape
-    x = (
-        w["embeddings.word_embeddings.weight"][token_ids]
-        + w["embeddings.position_embeddings.weight"][:length]
-        + w["embeddings.token_type_embeddings.weight"][0]
-    )
-    x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
-    mask_add = np.where(token_ids == 0, -10000.0, 0.0)[:, None, None, :]
-    for i in range(config["num_hidden_layers"]):
-        p = f"encoder.layer.{i}."
-        dense = lambda h, name: h @ w[p + name + ".weight"].T + w[p + name + ".bias"]
-        split = lambda h: h.reshape(batch, length, heads, -1).transpose(0, 2, 1, 3)
-        q, k, v = (split(dense(x, f"attention.self.{n}")) for n in ("query", "key", "value"))
-        scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(q.shape[-1]) + mask_add
-        probs = np.exp(scores - scores.max(-1, keepdims=True))
-        probs /= probs.sum(-1, keepdims=True)
-        context = (probs @ v).transpose(0, 2, 1, 3).reshape(batch, length, -1)
-        attention = dense(context, "attention.output.dense") + x
-        x = _layer_norm(
-            attention,
-            w[p + "attention.output.LayerNorm.weight"],
-            w[p + "attention.output.LayerNorm.bias"],
-            eps,
-        )
-        inner = dense(x, "intermediate.dense")
-        inner = 0.5 * inner * (1.0 + erf(inner / np.sqrt(2.0)))
-        out = dense(inner, "output.dense") + x
-        x = _layer_norm(out, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
-    return x
-
-
 def test_default_encoder_reproduces_the_original_hidden_states():
     encoder = load_pretrained(DEFAULT_MODEL)
     tokenizer = WordPieceTokenizer(encoder.vocab_file, encoder.do_lower_case)
@@ -72,7 +31,7 @@ def test_default_encoder_reproduces_the_original_hidden_states():
 
     network = IntentNetwork(encoder.config, num_intents=2, dropout=0.1, pooling="mean")
     network.build_for_any_length()
-    network.set_encoder_weights(encoder.weights)
+    assert encoder.load_into(network) == []
     hidden = network.bert([token_ids, np.zeros_like(token_ids)], training=False).numpy()
 
     reference = numpy_bert(

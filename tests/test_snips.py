@@ -21,16 +21,14 @@ EMOJI_QUERY = "I want toi hear some Pop Punk Perfection \N{SLICE OF PIZZA} off o
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
+def converted(tmp_path_factory, snips_folder):
     """The benchmark converted once through the console command, then read back by Rasa."""
-    from tests.conftest import SNIPS
-
     out = tmp_path_factory.mktemp("snips")
     assert (
         main(
             [
                 "snips",
-                str(SNIPS),
+                str(snips_folder),
                 "--train-out",
                 str(out / "data" / "nlu.yml"),
                 "--test-out",

@@ -184,7 +184,16 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             self.config["pooling"],
             max_seq_len,
         )
-        self.model.network.set_encoder_weights(pretrained.weights)
+        try:
+            not_pretrained = pretrained.load_into(self.model.network)
+        except ValueError as error:
+            raise self._invalid(self.config, "model", f"names an unusable encoder: {error}")
+        if not_pretrained:
+            logger.warning(
+                f"{self.__class__.__name__}: the encoder '{self.config['model']}' has no value for "
+                f"{len(not_pretrained)} weights, which start from random values: "
+                f"{', '.join(not_pretrained[:10])}"
+            )
         label_of = {intent: label for label, intent in enumerate(self.intents)}
         self.model.train(
             [self.tokenizer.token_ids(e.get(TEXT), max_seq_len) for e in examples],

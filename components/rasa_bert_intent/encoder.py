@@ -4,11 +4,12 @@ import hashlib
 import importlib.util
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import numpy as np
+import tensorflow as tf
 
 from rasa_bert_intent.quiet import quiet_bert_import
 
@@ -24,7 +25,11 @@ BERT_FOR_TF2_VERSION = bert.__version__
 
 HF_CONFIG = "config.json"
 HF_WEIGHTS = "model.safetensors"
+GOOGLE_CONFIG = "bert_config.json"
+GOOGLE_CHECKPOINT = "bert_model.ckpt"
 VOCAB = "vocab.txt"
+# The activations bert-for-tf2 implements (its "gelu" is the tanh approximation).
+ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
 
 
 class EncoderNotFound(ValueError):
@@ -33,19 +38,58 @@ class EncoderNotFound(ValueError):
 
 @dataclass
 class PretrainedEncoder:
-    """A BERT encoder's architecture, vocabulary and weights, ready for `bert-for-tf2`."""
+    """A BERT encoder's architecture and vocabulary, and how to load its weights."""
 
     config: Dict[str, Any]  # architecture, in Google's `bert_config.json` names
     vocab_file: Path
     do_lower_case: bool
-    # bert-for-tf2 variable names below the layer's own name, e.g. `encoder/layer_0/intermediate/kernel`
-    weights: Dict[str, np.ndarray]
     fingerprint: str  # changes whenever any file of the encoder changes
 
     @property
     def max_position_embeddings(self) -> int:
         """The longest sequence the position embeddings allow."""
         return int(self.config["max_position_embeddings"])
+
+    def load_into(self, network: Any) -> List[str]:
+        """Loads the weights into the `network.bert` layer; returns those left as initialised."""
+        raise NotImplementedError
+
+
+@dataclass
+class HuggingFaceEncoder(PretrainedEncoder):
+    """A Hugging Face BERT folder: config.json, model.safetensors, vocab.txt."""
+
+    # bert-for-tf2 variable names below the layer's own name, e.g. `encoder/layer_0/intermediate/kernel`
+    weights: Dict[str, np.ndarray] = field(default_factory=dict)
+
+    def load_into(self, network: Any) -> List[str]:
+        """Loads every weight; raises `ValueError` if one is missing or of another shape."""
+        network.set_encoder_weights(self.weights)
+        return []
+
+
+@dataclass
+class GoogleCheckpointEncoder(PretrainedEncoder):
+    """A Google BERT checkpoint folder, as the article uses: bert_config.json, bert_model.ckpt.*, vocab.txt."""
+
+    checkpoint: str = ""
+
+    def load_into(self, network: Any) -> List[str]:
+        """Loads with bert-for-tf2's `load_stock_weights`; returns the weights the checkpoint lacks."""
+        reader = tf.train.load_checkpoint(self.checkpoint)
+        prefix = bert.loader.bert_prefix(network.bert)
+        missing = [
+            weight.name
+            for weight in network.bert.weights
+            if not reader.has_tensor(bert.loader.map_to_stock_variable_name(weight.name, prefix))
+        ]
+        mismatched = bert.load_stock_weights(network.bert, self.checkpoint)
+        if mismatched:
+            raise ValueError(
+                f"the checkpoint's {', '.join(w.name for w, _ in mismatched[:5])} do not fit "
+                f"the architecture of {GOOGLE_CONFIG}"
+            )
+        return missing
 
 
 def bert_layer_params(config: Dict[str, Any]) -> "bert.BertModelLayer.Params":
@@ -77,21 +121,81 @@ def model_folder(model: str) -> Path:
 def load_pretrained(model: str) -> PretrainedEncoder:
     """Reads the encoder that the `model` setting names."""
     folder = model_folder(model)
-    missing = [name for name in (HF_CONFIG, HF_WEIGHTS, VOCAB) if not (folder / name).is_file()]
-    if missing:
+    if not (folder / VOCAB).is_file():
+        raise EncoderNotFound(f"the folder '{folder}' has no {VOCAB}")
+    if (folder / GOOGLE_CONFIG).is_file():
+        return _google_checkpoint(folder)
+    if (folder / HF_CONFIG).is_file() and (folder / HF_WEIGHTS).is_file():
+        return _hugging_face(folder)
+    raise EncoderNotFound(
+        f"the folder '{folder}' holds neither a Hugging Face BERT model ({HF_CONFIG}, "
+        f"{HF_WEIGHTS}, {VOCAB}) nor a Google BERT checkpoint ({GOOGLE_CONFIG}, "
+        f"{GOOGLE_CHECKPOINT}.*, {VOCAB})"
+    )
+
+
+def _hugging_face(folder: Path) -> HuggingFaceEncoder:
+    config = _read_config(folder / HF_CONFIG)
+    if (
+        config.get("model_type", "bert") != "bert"
+        or config.get("position_embedding_type", "absolute") != "absolute"
+    ):
         raise EncoderNotFound(
-            f"the folder '{folder}' lacks {', '.join(missing)}; it needs a Hugging Face "
-            f"BERT model: {HF_CONFIG}, {HF_WEIGHTS} and {VOCAB}"
+            f"'{folder / HF_CONFIG}' describes a {config.get('model_type')} model "
+            f"({config.get('position_embedding_type', 'absolute')} positions); only BERT "
+            f"models with absolute positions are supported"
         )
     from safetensors.numpy import load_file
 
-    return PretrainedEncoder(
-        config=json.loads((folder / HF_CONFIG).read_text(encoding="utf-8")),
+    return HuggingFaceEncoder(
+        config=config,
         vocab_file=folder / VOCAB,
         do_lower_case=_hf_lower_case(folder),
-        weights=hf_to_bert_for_tf2(load_file(str(folder / HF_WEIGHTS))),
         fingerprint=fingerprint(folder),
+        weights=hf_to_bert_for_tf2(load_file(str(folder / HF_WEIGHTS))),
     )
+
+
+def _google_checkpoint(folder: Path) -> GoogleCheckpointEncoder:
+    config = _read_config(folder / GOOGLE_CONFIG)
+    checkpoint = folder / GOOGLE_CHECKPOINT
+    if not Path(f"{checkpoint}.index").is_file():
+        raise EncoderNotFound(
+            f"the folder '{folder}' has {GOOGLE_CONFIG} but no {GOOGLE_CHECKPOINT}.index"
+        )
+    # Google names its checkpoints uncased_… (lower-cased vocabulary) or cased_…
+    cased = "cased" in folder.name.lower() and "uncased" not in folder.name.lower()
+    return GoogleCheckpointEncoder(
+        config=config,
+        vocab_file=folder / VOCAB,
+        do_lower_case=not cased,
+        fingerprint=fingerprint(folder),
+        checkpoint=str(checkpoint),
+    )
+
+
+def _read_config(path: Path) -> Dict[str, Any]:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise EncoderNotFound(f"cannot read '{path}': {error}") from error
+    needed = (
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "vocab_size",
+        "max_position_embeddings",
+    )
+    missing = [key for key in needed if not isinstance(config.get(key), int)]
+    if missing:
+        raise EncoderNotFound(f"'{path}' lacks {', '.join(missing)}")
+    if config.get("hidden_act", "gelu") not in ACTIVATIONS:
+        raise EncoderNotFound(
+            f"'{path}' uses the activation {config['hidden_act']!r}; bert-for-tf2 has "
+            f"{', '.join(ACTIVATIONS)}"
+        )
+    return config
 
 
 def _hf_lower_case(folder: Path) -> bool:
@@ -105,10 +209,13 @@ def _hf_lower_case(folder: Path) -> bool:
 def fingerprint(folder: Path) -> str:
     """A hash of every file the encoder is read from."""
     digest = hashlib.sha256()
-    for name in (HF_CONFIG, HF_WEIGHTS, VOCAB, "tokenizer_config.json"):
-        path = folder / name
-        if path.is_file():
-            digest.update(name.encode())
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and (
+            path.suffix == ".json"
+            or path.name in (HF_WEIGHTS, VOCAB)
+            or path.name.startswith(f"{GOOGLE_CHECKPOINT}.")
+        ):
+            digest.update(path.name.encode())
             with path.open("rb") as file:
                 for block in iter(lambda: file.read(1 << 20), b""):
                     digest.update(block)

@@ -1,0 +1,143 @@
+"""Encoders from Hugging Face folders and Google BERT checkpoints, built from tiny random weights."""
+
+import json
+
+import numpy as np
+import pytest
+from bert_reference import (
+    numpy_bert,
+    tiny_hf_weights,
+    write_google_folder,
+    write_hf_folder,
+    TINY_CONFIG,
+)
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from rasa_bert_intent import BertIntentClassifier
+from rasa_bert_intent.encoder import (
+    EncoderNotFound,
+    GoogleCheckpointEncoder,
+    HuggingFaceEncoder,
+    load_pretrained,
+)
+from rasa_bert_intent.model import IntentNetwork
+from rasa_bert_intent.tokenization import pad
+
+TOKEN_IDS = pad([[2, 5, 8, 9, 10, 3], [2, 11, 12, 3], [2, 3]], 8)
+
+
+@pytest.fixture(scope="module")
+def weights():
+    return tiny_hf_weights()
+
+
+@pytest.fixture(scope="module")
+def hf_folder(tmp_path_factory, weights):
+    return write_hf_folder(tmp_path_factory.mktemp("hf") / "tiny-bert", weights)
+
+
+@pytest.fixture(scope="module")
+def google_folder(tmp_path_factory, weights):
+    return write_google_folder(tmp_path_factory.mktemp("google") / "uncased_tiny", weights)
+
+
+def hidden_states(encoder):
+    network = IntentNetwork(encoder.config, num_intents=2, dropout=0.1, pooling="mean")
+    network.build_for_any_length()
+    not_pretrained = encoder.load_into(network)
+    assert not_pretrained == []
+    return network.bert([TOKEN_IDS, np.zeros_like(TOKEN_IDS)], training=False).numpy()
+
+
+@pytest.mark.parametrize(
+    "folder_fixture, kind",
+    [("hf_folder", HuggingFaceEncoder), ("google_folder", GoogleCheckpointEncoder)],
+)
+def test_loaded_encoder_reproduces_the_saved_weights(folder_fixture, kind, weights, request):
+    encoder = load_pretrained(str(request.getfixturevalue(folder_fixture)))
+    assert isinstance(encoder, kind)
+    assert encoder.do_lower_case
+    hidden = hidden_states(encoder)
+    reference = numpy_bert(weights, TINY_CONFIG, TOKEN_IDS)
+    real = TOKEN_IDS != 0
+    # bert-for-tf2's GELU is the tanh approximation; random weights make it matter more.
+    assert np.abs(hidden[real] - reference[real]).max() / np.abs(reference[real]).max() < 2e-3
+
+
+def test_google_checkpoint_lacking_weights_reports_them(tmp_path, weights):
+    partial = {k: v for k, v in weights.items() if not k.startswith("encoder.layer.1.output.")}
+    encoder = load_pretrained(str(write_google_folder(tmp_path / "uncased_partial", partial)))
+    network = IntentNetwork(encoder.config, num_intents=2, dropout=0.1, pooling="mean")
+    network.build_for_any_length()
+    not_pretrained = encoder.load_into(network)
+    assert len(not_pretrained) == 4
+    assert all("layer_1/output" in name for name in not_pretrained)
+
+
+def test_cased_google_checkpoint_keeps_case(tmp_path, weights):
+    encoder = load_pretrained(str(write_google_folder(tmp_path / "cased_tiny", weights)))
+    assert not encoder.do_lower_case
+
+
+def test_classifier_trains_persists_and_loads_with_a_checkpoint_folder(
+    hf_folder, google_folder, model_storage, execution_context
+):
+    from rasa.engine.storage.resource import Resource
+
+    data = TrainingData(
+        [Message.build(text=t, intent="greet") for t in ("hello", "hi", "good hello")]
+        + [
+            Message.build(text=t, intent="weather")
+            for t in ("rain tomorrow", "snow", "will it rain")
+        ]
+    )
+    for folder in (hf_folder, google_folder):
+        config = {
+            **BertIntentClassifier.get_default_config(),
+            "model": str(folder),
+            "epochs": 2,
+            "max_seq_len": 16,
+        }
+        resource = Resource(f"classifier-{folder.name}")
+        classifier = BertIntentClassifier.create(config, model_storage, resource, execution_context)
+        classifier.train(data)
+        (before,) = classifier.process([Message.build(text="rain hello")])
+        loaded = BertIntentClassifier.load(config, model_storage, resource, execution_context)
+        (after,) = loaded.process([Message.build(text="rain hello")])
+        assert before.get("intent")["name"] in {"greet", "weather"}
+        assert after.get("intent_ranking") == pytest.approx(before.get("intent_ranking"))
+
+
+def test_unusable_folders_are_refused_clearly(
+    tmp_path, hf_folder, model_storage, execution_context
+):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(EncoderNotFound, match="has no vocab.txt"):
+        load_pretrained(str(empty))
+    (empty / "vocab.txt").write_text("[PAD]\n", encoding="utf-8")
+    with pytest.raises(EncoderNotFound, match="neither a Hugging Face BERT model"):
+        load_pretrained(str(empty))
+
+    roberta = write_hf_folder(tmp_path / "roberta", tiny_hf_weights())
+    config = json.loads((roberta / "config.json").read_text())
+    (roberta / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
+    with pytest.raises(EncoderNotFound, match="only BERT"):
+        load_pretrained(str(roberta))
+
+    too_long = {
+        **BertIntentClassifier.get_default_config(),
+        "model": str(hf_folder),
+        "max_seq_len": 64,
+    }
+    from rasa.engine.storage.resource import Resource
+
+    classifier = BertIntentClassifier.create(
+        too_long, model_storage, Resource("too-long"), execution_context
+    )
+    with pytest.raises(
+        InvalidConfigException, match="'max_seq_len' must be at most the encoder's 40"
+    ):
+        classifier.train(TrainingData([Message.build(text="hi", intent="greet")]))
