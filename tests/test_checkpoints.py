@@ -11,7 +11,7 @@ from bert_reference import (
     write_hf_folder,
     TINY_CONFIG,
 )
-from rasa.shared.exceptions import InvalidConfigException
+from rasa.shared.exceptions import InvalidConfigException, RasaException
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -140,4 +140,74 @@ def test_unusable_folders_are_refused_clearly(
     with pytest.raises(
         InvalidConfigException, match="'max_seq_len' must be at most the encoder's 40"
     ):
-        classifier.train(TrainingData([Message.build(text="hi", intent="greet")]))
+        classifier.train(TrainingData([Message.build(text=t, intent=i) for t, i in TINY_DATA]))
+
+
+def tiny_classifier(folder, model_storage, execution_context, name, **settings):
+    from rasa.engine.storage.resource import Resource
+
+    config = {
+        **BertIntentClassifier.get_default_config(),
+        "model": str(folder),
+        "epochs": 3,
+        "max_seq_len": 16,
+        "batch_size": 4,
+        **settings,
+    }
+    return BertIntentClassifier.create(config, model_storage, Resource(name), execution_context)
+
+
+TINY_DATA = [
+    ("hello", "greet"),
+    ("hi", "greet"),
+    ("good hello", "greet"),
+    ("rain tomorrow", "weather"),
+    ("snow", "weather"),
+    ("will it rain", "weather"),
+    ("play some music", "music"),
+]
+
+
+def test_same_seed_same_data_same_predictions(hf_folder, model_storage, execution_context):
+    texts = ["rain hello", "play", "snow snow", ""]
+    results = []
+    for run in range(2):
+        classifier = tiny_classifier(hf_folder, model_storage, execution_context, f"run{run}")
+        classifier.train(TrainingData([Message.build(text=t, intent=i) for t, i in TINY_DATA]))
+        messages = classifier.process([Message.build(text=t) for t in texts])
+        results.append([[r["confidence"] for r in m.get("intent_ranking")] for m in messages])
+    np.testing.assert_allclose(results[0], results[1], atol=1e-6)
+
+
+def test_training_data_edge_cases(hf_folder, model_storage, execution_context, caplog):
+    def train(name, pairs):
+        classifier = tiny_classifier(hf_folder, model_storage, execution_context, name)
+        classifier.train(TrainingData([Message.build(text=t, intent=i) for t, i in pairs]))
+        return classifier
+
+    with pytest.raises(
+        RasaException, match="one intent only \\('greet'\\).*Add examples of another"
+    ):
+        train("single", [("hello", "greet"), ("hi", "greet")])
+
+    untrained = train("empty", [])
+    assert "has no intent examples" in caplog.text
+    (message,) = untrained.process([Message.build(text="hello")])
+    assert message.get("intent")["name"] is None
+
+    # One example of an intent, duplicates, the same text under two intents, entity markup.
+    odd = TINY_DATA + [("hello", "greet"), ("snow", "greet"), ("see you", "bye")]
+    marked = Message.build(
+        text="will it snow tomorrow",
+        intent="weather",
+        entities=[{"start": 8, "end": 12, "value": "snow", "entity": "condition"}],
+    )
+    classifier = tiny_classifier(hf_folder, model_storage, execution_context, "marked")
+    classifier.train(TrainingData([Message.build(text=t, intent=i) for t, i in odd] + [marked]))
+    (message,) = classifier.process([Message.build(text="see you")])
+    assert {r["name"] for r in message.get("intent_ranking")} == {
+        "greet",
+        "weather",
+        "music",
+        "bye",
+    }

@@ -1,6 +1,7 @@
 """BertIntentClassifier through Rasa's own component API, the way Rasa tests its classifiers."""
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from rasa_bert_intent import BertIntentClassifier
-from rasa_bert_intent.classifier import WEIGHTS_FILE
+from rasa_bert_intent.classifier import METADATA_FILE, VOCAB_FILE, WEIGHTS_FILE
 
 EXAMPLES = {
     "greet": ["hello there", "hi", "good morning", "hey, how are you", "hello friend", "hi there!"],
@@ -157,16 +158,36 @@ def test_training_without_examples_persists_nothing(model_storage, resource, exe
     assert loaded.model is None
 
 
-def test_damaged_weights_give_an_error_naming_the_component(trained):
+def _bump_format_version(path):
+    metadata = json.loads(path.read_text())
+    path.write_text(json.dumps({**metadata, "format_version": metadata["format_version"] + 1}))
+
+
+@pytest.mark.parametrize(
+    "file_name, damage",
+    [
+        (
+            WEIGHTS_FILE,
+            lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),
+        ),
+        (WEIGHTS_FILE, lambda path: path.unlink()),
+        (VOCAB_FILE, lambda path: path.unlink()),
+        (METADATA_FILE, lambda path: path.write_text("{not json")),
+        (METADATA_FILE, _bump_format_version),
+    ],
+    ids=["truncated weights", "no weights", "no vocabulary", "broken metadata", "newer format"],
+)
+def test_damaged_model_files_give_an_error_naming_component_and_file(trained, file_name, damage):
     classifier, storage, resource, context = trained
     with storage.read_from(resource) as model_dir:
-        weights = (model_dir / WEIGHTS_FILE).read_bytes()
-        (model_dir / WEIGHTS_FILE).write_bytes(weights[: len(weights) // 2])
+        path = model_dir / file_name
+        original = path.read_bytes()
+        damage(path)
         try:
-            with pytest.raises(RasaException, match="BertIntentClassifier.*weights.npz"):
+            with pytest.raises(RasaException, match=f"BertIntentClassifier.*'{file_name}'"):
                 BertIntentClassifier.load(classifier.config, storage, resource, context)
         finally:
-            (model_dir / WEIGHTS_FILE).write_bytes(weights)
+            path.write_bytes(original)
 
 
 @pytest.mark.parametrize(

@@ -156,11 +156,18 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         """Fine-tunes the encoder and the head on the intent examples."""
         examples = [e for e in training_data.intent_examples if e.get(INTENT) and e.get(TEXT)]
         if not examples:
-            logger.debug(
-                f"Cannot train '{self.__class__.__name__}'. No data was provided. "
-                f"Skipping training of the classifier."
+            logger.warning(
+                f"{self.__class__.__name__}: the training data has no intent examples, so the "
+                f"classifier is not trained and predicts no intent. Add examples to your NLU data."
             )
             return self._resource
+        intents = sorted({e.get(INTENT) for e in examples})
+        if len(intents) < 2:
+            raise RasaException(
+                f"{self.__class__.__name__}: the training data has examples of one intent only "
+                f"('{intents[0]}'); a classifier needs at least two intents to tell apart. Add "
+                f"examples of another intent, or remove {self.__class__.__name__} from the pipeline."
+            )
 
         try:
             pretrained = encoders.load_pretrained(self.config["model"])
@@ -175,7 +182,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             )
 
         tf.keras.utils.set_random_seed(self.config["random_seed"])
-        self.intents = sorted({e.get(INTENT) for e in examples})
+        self.intents = intents
         self.tokenizer = WordPieceTokenizer(pretrained.vocab_file, pretrained.do_lower_case)
         self.model = IntentModel(
             pretrained.config,
@@ -295,7 +302,14 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             )
             with np.load(model_dir / WEIGHTS_FILE, allow_pickle=False) as weights:
                 self.model.network.set_named_weights(dict(weights))
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            zipfile.BadZipFile,
+            tf.errors.OpError,  # tf.io.gfile's errors, from reading the vocabulary
+        ) as error:
             raise RasaException(
                 f"{self.__class__.__name__}: cannot load the trained model's '{file_name}' "
                 f"from '{model_dir}' ({error.__class__.__name__}: {error}). "
