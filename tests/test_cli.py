@@ -118,3 +118,29 @@ def test_training_again_restores_the_classifier_from_rasa_cache(trained_model):
         "Restored component 'BertIntentClassifier' from cache"
         in completed.stdout + completed.stderr
     )
+
+
+def test_server_under_bounded_load_answers_every_request(trained_model):
+    """A smaller run of benchmark/load_test.py: 8 clients, ordinary and hostile texts."""
+    script = Path(__file__).resolve().parents[1] / "benchmark" / "load_test.py"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--model",
+            str(trained_model),
+            "--clients",
+            "8",
+            "--requests",
+            "240",
+            "--request-timeout",
+            "30",
+            "--run-timeout",
+            "400",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr[-2000:]
+    assert "240 answered, 0 errors" in completed.stdout
