@@ -211,3 +211,25 @@ def test_training_data_edge_cases(hf_folder, model_storage, execution_context, c
         "music",
         "bye",
     }
+
+
+def test_lower_case_must_agree_with_the_encoder(
+    tmp_path, weights, hf_folder, model_storage, execution_context
+):
+    cased = write_google_folder(tmp_path / "cased_tiny", weights)
+    data = TrainingData([Message.build(text=t, intent=i) for t, i in TINY_DATA])
+    classifier = tiny_classifier(cased, model_storage, execution_context, "cased", lower_case=True)
+    with pytest.raises(
+        InvalidConfigException, match="'lower_case' disagrees .* a cased model: set it to false"
+    ):
+        classifier.train(data)
+    classifier = tiny_classifier(
+        hf_folder, model_storage, execution_context, "uncased", lower_case=False
+    )
+    with pytest.raises(InvalidConfigException, match="an uncased model: set it to true"):
+        classifier.train(data)
+    classifier = tiny_classifier(
+        cased, model_storage, execution_context, "follows", lower_case=None
+    )
+    classifier.train(data)
+    assert classifier.tokenizer.token_ids("Hello", 8) != classifier.tokenizer.token_ids("hello", 8)

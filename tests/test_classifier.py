@@ -200,6 +200,7 @@ def test_damaged_model_files_give_an_error_naming_component_and_file(trained, fi
         ("learning_rate", 0),
         ("dropout", 1.0),
         ("pooling", "max"),
+        ("lower_case", "yes"),
         ("ranking_length", -1),
         ("random_seed", None),
         ("model", "/no/such/folder"),

@@ -70,6 +70,9 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             "dropout": 0.1,
             # Sentence vector: "mean" over the real tokens, or the "cls" token's vector.
             "pooling": "mean",
+            # Lower-case the text before tokenizing: null follows the encoder (uncased models
+            # lower-case, cased ones keep case); true or false must agree with the encoder.
+            "lower_case": None,
             # Seeds the head's initial weights, dropout and the order of training batches.
             "random_seed": 42,
             # Intents in `intent_ranking`; 0 ranks them all.
@@ -124,6 +127,10 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             raise cls._invalid(config, "learning_rate", "must be a number between 0 and 1")
         if not is_number(config.get("dropout")) or not 0 <= config["dropout"] < 1:
             raise cls._invalid(config, "dropout", "must be a number from 0 up to, not including, 1")
+        if config.get("lower_case") not in (None, True, False):
+            raise cls._invalid(
+                config, "lower_case", "must be true, false or null (follow the model)"
+            )
         if config.get("pooling") not in POOLINGS:
             raise cls._invalid(config, "pooling", f"must be one of: {', '.join(POOLINGS)}")
         if not isinstance(config.get("model"), str) or not config["model"].strip():
@@ -181,6 +188,15 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
                 f"must be at most the encoder's {pretrained.max_position_embeddings} positions",
             )
 
+        lower_case = self.config["lower_case"]
+        if lower_case is not None and lower_case != pretrained.do_lower_case:
+            kind = "an uncased" if pretrained.do_lower_case else "a cased"
+            raise self._invalid(
+                self.config,
+                "lower_case",
+                f"disagrees with the encoder '{self.config['model']}', {kind} model: "
+                f"set it to {str(pretrained.do_lower_case).lower()} or leave it out",
+            )
         tf.keras.utils.set_random_seed(self.config["random_seed"])
         self.intents = intents
         self.tokenizer = WordPieceTokenizer(pretrained.vocab_file, pretrained.do_lower_case)
