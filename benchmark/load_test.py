@@ -18,6 +18,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -45,6 +46,8 @@ HOSTILE = [
     "<script>alert('hi')</script>",
     '{"text": "nested", "intent": [1, 2]}',
     "'; DROP TABLE intents; --",
+    "rain " * 62,  # with [CLS] and [SEP], exactly the default max_seq_len of 64 word pieces
+    "rain " * 63,  # one past it
 ]
 
 
@@ -59,6 +62,11 @@ def resident_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _count_lines(log) -> int:
+    log.seek(0)
+    return sum(1 for _ in log)
 
 
 def parse(port: int, text: str, timeout: float) -> dict:
@@ -134,10 +142,11 @@ def main() -> int:
     rasa = str(Path(sys.executable).with_name("rasa"))
     port = free_port()
     env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    server_log = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
     server = subprocess.Popen(
         [rasa, "run", "--enable-api", "-m", args.model, "-i", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
         env=env,
         start_new_session=True,
     )
@@ -147,6 +156,7 @@ def main() -> int:
         for text in ORDINARY + HOSTILE:  # warm-up: every length bucket traced once
             parse(port, text, args.request_timeout)
         rss_before = resident_mib(server.pid)
+        log_lines_before = _count_lines(server_log)
 
         mix = list(itertools.islice(itertools.cycle(ORDINARY * 2 + HOSTILE), args.requests))
         deadline = started + args.run_timeout
@@ -161,6 +171,7 @@ def main() -> int:
         )
         elapsed = time.perf_counter() - began
         rss_after = resident_mib(server.pid)
+        log_lines_during = _count_lines(server_log) - log_lines_before
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -187,6 +198,7 @@ def main() -> int:
         f"server RSS MiB: {rss_before:.0f} after warm-up, {rss_middle:.0f} midway, "
         f"{rss_after:.0f} at the end"
     )
+    print(f"server log: {log_lines_during} lines written while under load")
     for error in errors[:10]:
         print(f"error: {error}")
     return 0 if not errors and not unfinished else 1

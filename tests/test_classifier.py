@@ -85,13 +85,9 @@ def test_train_process_persist_load_process_again(trained):
     )
     after = parse(loaded, *texts)
     for first, second in zip(before, after):
-        assert first.get("intent")["name"] == second.get("intent")["name"]
-        np.testing.assert_allclose(
-            [r["confidence"] for r in first.get("intent_ranking")],
-            [r["confidence"] for r in second.get("intent_ranking")],
-            rtol=1e-5,
-            atol=1e-6,
-        )
+        # The same float32 weights through the same graph: identical, not merely close.
+        assert first.get("intent") == second.get("intent")
+        assert first.get("intent_ranking") == second.get("intent_ranking")
 
 
 def test_intent_and_ranking_follow_rasa_rules(trained):

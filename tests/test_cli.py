@@ -144,3 +144,4 @@ def test_server_under_bounded_load_answers_every_request(trained_model):
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr[-2000:]
     assert "240 answered, 0 errors" in completed.stdout
+    assert "server log: 0 lines written while under load" in completed.stdout  # no warning flood
