@@ -2,9 +2,11 @@
 
 import copy
 import json
+import re
 
 import numpy as np
 import pytest
+from small_assistant import EXAMPLES as NLU_EXAMPLES
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.exceptions import InvalidConfigException, RasaException
 from rasa.shared.nlu.training_data.message import Message
@@ -13,18 +15,9 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from rasa_bert_intent import BertIntentClassifier
 from rasa_bert_intent.classifier import METADATA_FILE, VOCAB_FILE, WEIGHTS_FILE
 
-EXAMPLES = {
-    "greet": ["hello there", "hi", "good morning", "hey, how are you", "hello friend", "hi there!"],
-    "goodbye": ["bye", "see you later", "good night", "goodbye, take care", "farewell", "bye bye"],
-    "weather": [
-        "will it rain tomorrow",
-        "what is the weather in Paris",
-        "is it sunny today",
-        "how cold is it outside",
-        "forecast for Berlin this weekend",
-        "will it snow in Oslo",
-    ],
-}
+MARKUP = re.compile(r"\[([^\]]+)\]\([^)]+\)")
+# Plain texts: entity markup is for the NLU YAML tests.
+EXAMPLES = {intent: [MARKUP.sub(r"\1", t) for t in texts] for intent, texts in NLU_EXAMPLES.items()}
 FAST = {"epochs": 8, "batch_size": 8, "learning_rate": 1e-4, "random_seed": 1}
 
 

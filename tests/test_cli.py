@@ -7,36 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from small_assistant import EXAMPLES, nlu_yaml
 
 RASA = str(Path(sys.executable).with_name("rasa"))
 
-NLU = """version: "3.1"
-nlu:
-- intent: greet
-  examples: |
-    - hello there
-    - hi
-    - good morning
-    - hey, how are you
-    - hello friend
-    - hi there!
-- intent: goodbye
-  examples: |
-    - bye
-    - see you later
-    - good night
-    - goodbye, take care
-    - farewell
-    - bye bye
-- intent: weather
-  examples: |
-    - will it rain tomorrow
-    - what is the weather in [Paris](city)
-    - is it sunny today
-    - how cold is it outside
-    - forecast for [Berlin](city) this weekend
-    - will it snow in [Oslo](city)
-"""
+NLU = 'version: "3.1"\nnlu:\n' + nlu_yaml(EXAMPLES)
 
 CONFIG = """recipe: default.v1
 assistant_id: cli-test

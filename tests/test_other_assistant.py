@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from small_assistant import EXAMPLES, nlu_yaml
 
 RASA = str(Path(sys.executable).with_name("rasa"))
 
@@ -38,23 +39,7 @@ policies:
 NLU = """
 version: "3.1"
 nlu:
-- intent: greet
-  examples: |
-    - hello there
-    - hi
-    - good morning
-    - hey, how are you
-    - hello friend
-    - hi there!
-- intent: goodbye
-  examples: |
-    - bye
-    - see you later
-    - good night
-    - goodbye, take care
-    - farewell
-    - bye bye
-- intent: weather
+{greet_goodbye}- intent: weather
   examples: |
     - will it rain in [Paris](city) tomorrow
     - what is the weather in [Berlin](city)
@@ -74,7 +59,9 @@ nlu:
     - how old are you
     - what is your age
     - when were you born
-"""
+""".replace(
+    "{greet_goodbye}", nlu_yaml({intent: EXAMPLES[intent] for intent in ("greet", "goodbye")})
+)
 
 DOMAIN = """
 version: "3.1"
