@@ -126,6 +126,11 @@ def test_unusable_folders_are_refused_clearly(
     (roberta / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
     with pytest.raises(EncoderNotFound, match="only BERT"):
         load_pretrained(str(roberta))
+    classifier = tiny_classifier(roberta, model_storage, execution_context, "roberta")
+    with pytest.raises(
+        InvalidConfigException, match="BertIntentClassifier: the setting 'model'.*only BERT"
+    ):
+        classifier.train(TrainingData([Message.build(text=t, intent=i) for t, i in TINY_DATA]))
 
     too_long = {
         **BertIntentClassifier.get_default_config(),
