@@ -1,4 +1,4 @@
-"""Imports `bert` without its import-time chatter."""
+"""Imports `bert` with its checkpoint loader's printing turned off."""
 
 import contextlib
 import os
@@ -7,7 +7,7 @@ from typing import Iterator
 
 @contextlib.contextmanager
 def quiet_bert_import() -> Iterator[None]:
-    """Sets `VERBOSE=0` while `bert` is first imported; its loader prints otherwise."""
+    """Sets `VERBOSE=0` while `bert` is first imported: its loader reads it then, and prints otherwise."""
     previous = os.environ.get("VERBOSE")
     os.environ["VERBOSE"] = "0"
     try:
