@@ -43,7 +43,6 @@ class PretrainedEncoder:
     config: Dict[str, Any]  # architecture, in Google's `bert_config.json` names
     vocab_file: Path
     do_lower_case: bool
-    fingerprint: str  # changes whenever any file of the encoder changes
 
     @property
     def max_position_embeddings(self) -> int:
@@ -151,7 +150,6 @@ def _hugging_face(folder: Path) -> HuggingFaceEncoder:
         config=config,
         vocab_file=folder / VOCAB,
         do_lower_case=_hf_lower_case(folder),
-        fingerprint=fingerprint(folder),
         weights=hf_to_bert_for_tf2(load_file(str(folder / HF_WEIGHTS))),
     )
 
@@ -169,7 +167,6 @@ def _google_checkpoint(folder: Path) -> GoogleCheckpointEncoder:
         config=config,
         vocab_file=folder / VOCAB,
         do_lower_case=not cased,
-        fingerprint=fingerprint(folder),
         checkpoint=str(checkpoint),
     )
 
