@@ -13,7 +13,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from rasa_bert_intent import BertIntentClassifier
-from rasa_bert_intent.classifier import METADATA_FILE, VOCAB_FILE, WEIGHTS_FILE
+from rasa_bert_intent.classifier import METADATA_FILE, MODEL_FILE, VOCAB_FILE
 
 MARKUP = re.compile(r"\[([^\]]+)\]\([^)]+\)")
 # Plain texts: entity markup is for the NLU YAML tests.
@@ -144,7 +144,7 @@ def test_training_without_examples_persists_nothing(model_storage, resource, exe
     loaded = BertIntentClassifier.load(
         classifier.config, model_storage, resource, execution_context
     )
-    assert loaded.model is None
+    assert loaded.predictor is None
 
 
 def _bump_format_version(path):
@@ -152,19 +152,33 @@ def _bump_format_version(path):
     path.write_text(json.dumps({**metadata, "format_version": metadata["format_version"] + 1}))
 
 
+def _flip_a_byte(path):
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    path.write_bytes(bytes(content))
+
+
 @pytest.mark.parametrize(
     "file_name, damage",
     [
         (
-            WEIGHTS_FILE,
+            MODEL_FILE,
             lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),
         ),
-        (WEIGHTS_FILE, lambda path: path.unlink()),
+        (MODEL_FILE, _flip_a_byte),
+        (MODEL_FILE, lambda path: path.unlink()),
         (VOCAB_FILE, lambda path: path.unlink()),
         (METADATA_FILE, lambda path: path.write_text("{not json")),
         (METADATA_FILE, _bump_format_version),
     ],
-    ids=["truncated weights", "no weights", "no vocabulary", "broken metadata", "newer format"],
+    ids=[
+        "truncated model",
+        "altered model",
+        "no model",
+        "no vocabulary",
+        "broken metadata",
+        "newer format",
+    ],
 )
 def test_damaged_model_files_give_an_error_naming_component_and_file(trained, file_name, damage):
     classifier, storage, resource, context = trained
@@ -186,6 +200,8 @@ def test_damaged_model_files_give_an_error_naming_component_and_file(trained, fi
         ("epochs", "3"),
         ("batch_size", -1),
         ("max_seq_len", 2),
+        ("num_layers", 0),
+        ("num_layers", "2"),
         ("learning_rate", 0),
         ("dropout", 1.0),
         ("pooling", "max"),
@@ -216,9 +232,9 @@ def test_fingerprint_addon_names_the_encoder_files():
     assert "bert-for-tf2" in first
 
 
-def test_loading_with_a_max_seq_len_beyond_the_encoder_is_refused(trained):
+def test_loading_with_a_max_seq_len_beyond_the_trained_one_is_refused(trained):
     classifier, storage, resource, context = trained
-    with pytest.raises(InvalidConfigException, match="'max_seq_len' must be at most .* 512"):
+    with pytest.raises(InvalidConfigException, match="'max_seq_len' must be at most the 64"):
         BertIntentClassifier.load(
             {**classifier.config, "max_seq_len": 600}, storage, resource, context
         )
@@ -259,3 +275,26 @@ def test_messages_at_and_past_max_seq_len_are_classified(trained):
     for text in (exactly, exactly + " rain"):
         (message,) = parse(classifier, text)
         assert message.get("intent")["name"] in EXAMPLES
+
+
+def test_fewer_layers_make_a_smaller_model_that_still_learns(
+    trained, model_storage, resource, execution_context
+):
+    classifier = create({**FAST, "num_layers": 2}, model_storage, resource, execution_context)
+    classifier.train(training_data())
+    texts = ["hi there, good morning", "what's the weather like in Rome", "bye, see you"]
+    assert [m.get("intent")["name"] for m in parse(classifier, *texts)] == [
+        "greet",
+        "weather",
+        "goodbye",
+    ]
+    all_layers, _storage, _resource, _context = trained
+    assert len(classifier.predictor.tflite_model) < len(all_layers.predictor.tflite_model)
+
+
+def test_more_layers_than_the_encoder_has_are_refused(model_storage, resource, execution_context):
+    classifier = create({**FAST, "num_layers": 7}, model_storage, resource, execution_context)
+    with pytest.raises(
+        InvalidConfigException, match="'num_layers' must be at most the encoder's 6 layers"
+    ):
+        classifier.train(training_data())

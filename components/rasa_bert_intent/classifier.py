@@ -1,9 +1,9 @@
 """`BertIntentClassifier`: a fine-tuned BERT intent classifier as a Rasa 3 graph component."""
 
+import hashlib
 import json
 import logging
 import shutil
-import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Text
 
@@ -25,15 +25,16 @@ from rasa.utils.tensorflow.constants import RANKING_LENGTH
 
 from rasa_bert_intent import encoder as encoders
 from rasa_bert_intent.model import POOLINGS, IntentModel
+from rasa_bert_intent.predictor import IntentPredictor
 from rasa_bert_intent.tokenization import WordPieceTokenizer
 
 logger = logging.getLogger(__name__)
 
 # Files the trained component keeps in Rasa's model storage.
-WEIGHTS_FILE = "weights.npz"
+MODEL_FILE = "intent_model.tflite"
 VOCAB_FILE = "vocab.txt"
 METADATA_FILE = "metadata.json"
-FORMAT_VERSION = 1  # raised whenever the files above change incompatibly
+FORMAT_VERSION = 2  # raised whenever the files above change incompatibly
 
 # Whole-number settings and their smallest values (None: any). max_seq_len needs room for
 # [CLS], one word piece and [SEP].
@@ -57,6 +58,9 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             # The encoder: the embedded all-MiniLM-L6-v2, or a path to a folder holding a
             # Hugging Face BERT model (config.json, model.safetensors, vocab.txt).
             "model": encoders.DEFAULT_MODEL,
+            # Transformer layers of the encoder to keep, from the bottom: fewer train and
+            # predict faster. null keeps them all.
+            "num_layers": None,
             # Word pieces per message including [CLS] and [SEP]; longer messages are cut.
             # SNIPS' longest query has 41.
             "max_seq_len": 64,
@@ -110,7 +114,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         self._resource = resource
         self.intents: List[Text] = []
         self.tokenizer: Optional[WordPieceTokenizer] = None
-        self.model: Optional[IntentModel] = None
+        self.predictor: Optional[IntentPredictor] = None
 
     @classmethod
     def _check_config(cls, config: Dict[Text, Any]) -> None:
@@ -123,6 +127,11 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             if not is_whole or (minimum is not None and value < minimum):
                 at_least = "" if minimum is None else f" of at least {minimum}"
                 raise cls._invalid(config, setting, f"must be a whole number{at_least}")
+        num_layers = config.get("num_layers")
+        if num_layers is not None and (
+            not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers < 1
+        ):
+            raise cls._invalid(config, "num_layers", "must be a whole number of at least 1 or null")
         if not is_number(config.get("learning_rate")) or not 0 < config["learning_rate"] < 1:
             raise cls._invalid(config, "learning_rate", "must be a number between 0 and 1")
         if not is_number(config.get("dropout")) or not 0 <= config["dropout"] < 1:
@@ -188,6 +197,17 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
                 f"must be at most the encoder's {pretrained.max_position_embeddings} positions",
             )
 
+        bert_config = dict(pretrained.config)
+        num_layers = self.config["num_layers"]
+        if num_layers is not None:
+            if num_layers > bert_config["num_hidden_layers"]:
+                raise self._invalid(
+                    self.config,
+                    "num_layers",
+                    f"must be at most the encoder's {bert_config['num_hidden_layers']} layers",
+                )
+            bert_config["num_hidden_layers"] = num_layers
+
         lower_case = self.config["lower_case"]
         if lower_case is not None and lower_case != pretrained.do_lower_case:
             kind = "an uncased" if pretrained.do_lower_case else "a cased"
@@ -200,15 +220,15 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         tf.keras.utils.set_random_seed(self.config["random_seed"])
         self.intents = intents
         self.tokenizer = WordPieceTokenizer(pretrained.vocab_file, pretrained.do_lower_case)
-        self.model = IntentModel(
-            pretrained.config,
+        model = IntentModel(
+            bert_config,
             len(self.intents),
             self.config["dropout"],
             self.config["pooling"],
             max_seq_len,
         )
         try:
-            not_pretrained = pretrained.load_into(self.model.network)
+            not_pretrained = pretrained.load_into(model.network)
         except ValueError as error:
             raise self._invalid(self.config, "model", f"names an unusable encoder: {error}")
         if not_pretrained:
@@ -218,7 +238,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
                 f"{', '.join(not_pretrained[:10])}"
             )
         label_of = {intent: label for label, intent in enumerate(self.intents)}
-        self.model.train(
+        model.train(
             [self.tokenizer.token_ids(e.get(TEXT), max_seq_len) for e in examples],
             [label_of[e.get(INTENT)] for e in examples],
             epochs=self.config["epochs"],
@@ -227,19 +247,20 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             seed=self.config["random_seed"],
             show_progress=not rasa.shared.utils.io.is_logging_disabled(),
         )
+        self.predictor = IntentPredictor(model.to_tflite())
         self.persist(pretrained)
         return self._resource
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Sets `intent` and `intent_ranking` on each message, predicting them in batches."""
-        if self.model is None or self.tokenizer is None:
+        if self.predictor is None or self.tokenizer is None:
             for message in messages:
                 message.set(INTENT, {"name": None, "confidence": 0.0}, add_to_output=True)
                 message.set(INTENT_RANKING_KEY, [], add_to_output=True)
             return messages
 
         max_seq_len = self.config["max_seq_len"]
-        probabilities = self.model.predict(
+        probabilities = self.predictor.predict(
             [self.tokenizer.token_ids(m.get(TEXT), max_seq_len) for m in messages],
             self.config["batch_size"],
         )
@@ -255,18 +276,18 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         return messages
 
     def persist(self, pretrained: encoders.PretrainedEncoder) -> None:
-        """Writes weights, vocabulary and metadata into Rasa's model storage."""
+        """Writes the TensorFlow Lite model, vocabulary and metadata into Rasa's model storage."""
         with self._model_storage.write_to(self._resource) as model_dir:
-            np.savez(model_dir / WEIGHTS_FILE, **self.model.network.named_weights())
+            (model_dir / MODEL_FILE).write_bytes(self.predictor.tflite_model)
             shutil.copyfile(pretrained.vocab_file, model_dir / VOCAB_FILE)
             rasa.shared.utils.io.dump_obj_as_json_to_file(
                 model_dir / METADATA_FILE,
                 {
                     "format_version": FORMAT_VERSION,
                     "intents": self.intents,
-                    "bert_config": pretrained.config,
                     "do_lower_case": pretrained.do_lower_case,
-                    "pooling": self.config["pooling"],
+                    # TensorFlow Lite does not check a model file before running it.
+                    "model_sha256": hashlib.sha256(self.predictor.tflite_model).hexdigest(),
                 },
             )
 
@@ -308,22 +329,21 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             self.intents = metadata["intents"]
             file_name = VOCAB_FILE
             self.tokenizer = WordPieceTokenizer(model_dir / VOCAB_FILE, metadata["do_lower_case"])
-            file_name = WEIGHTS_FILE
-            self.model = IntentModel(
-                metadata["bert_config"],
-                len(self.intents),
-                self.config["dropout"],
-                metadata["pooling"],
-                self.config["max_seq_len"],
-            )
-            with np.load(model_dir / WEIGHTS_FILE, allow_pickle=False) as weights:
-                self.model.network.set_named_weights(dict(weights))
+            file_name = MODEL_FILE
+            tflite_model = (model_dir / MODEL_FILE).read_bytes()
+            if hashlib.sha256(tflite_model).hexdigest() != metadata["model_sha256"]:
+                raise ValueError("the file differs from the one training wrote")
+            self.predictor = IntentPredictor(tflite_model)
+            if self.predictor.num_intents != len(self.intents):
+                raise ValueError(
+                    f"it predicts {self.predictor.num_intents} intents, the metadata names "
+                    f"{len(self.intents)}"
+                )
         except (
             OSError,
             ValueError,
             KeyError,
             TypeError,
-            zipfile.BadZipFile,
             tf.errors.OpError,  # tf.io.gfile's errors, from reading the vocabulary
         ) as error:
             raise RasaException(
@@ -331,8 +351,10 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
                 f"from '{model_dir}' ({error.__class__.__name__}: {error}). "
                 f"Retrain the model with `rasa train`."
             ) from error
-        positions = self.model.network.bert.params.max_position_embeddings
-        if self.config["max_seq_len"] > positions:
+        if self.config["max_seq_len"] > self.predictor.max_seq_len:
             raise self._invalid(
-                self.config, "max_seq_len", f"must be at most the encoder's {positions} positions"
+                self.config,
+                "max_seq_len",
+                f"must be at most the {self.predictor.max_seq_len} word pieces the model was "
+                f"trained for: retrain it with `rasa train`",
             )

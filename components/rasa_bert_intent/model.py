@@ -1,7 +1,7 @@
 """The Keras intent classifier: a fine-tuned BERT encoder with the article's head."""
 
 import logging
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from rasa_bert_intent.encoder import bert_layer_params
 from rasa_bert_intent.quiet import quiet_bert_import
-from rasa_bert_intent.tokenization import PAD_ID, bucket_length, pad
+from rasa_bert_intent.tokenization import PAD_ID, bucket_lengths, length_batches, pad
 
 with quiet_bert_import():
     from bert import BertModelLayer
@@ -18,6 +18,9 @@ logger = logging.getLogger(__name__)
 
 POOLINGS = ("mean", "cls")
 BERT_LAYER_NAME = "bert"
+# Input and output names of the TensorFlow Lite signatures.
+TOKEN_IDS = "token_ids"
+PROBABILITIES = "probabilities"
 
 
 class IntentNetwork(tf.keras.Model):
@@ -96,7 +99,7 @@ def _weight_name(weight: tf.Variable) -> str:
 
 
 class IntentModel:
-    """Trains and runs an `IntentNetwork` in length buckets, with one traced function per bucket."""
+    """Trains an `IntentNetwork` in length buckets, with one traced function per bucket."""
 
     def __init__(
         self, bert_config: Dict, num_intents: int, dropout: float, pooling: str, max_seq_len: int
@@ -105,7 +108,6 @@ class IntentModel:
         self.max_seq_len = max_seq_len
         self.network = IntentNetwork(bert_config, num_intents, dropout, pooling)
         self.network.build_for_any_length()
-        self._predict_functions: Dict[int, Callable] = {}
 
     def train(
         self,
@@ -120,7 +122,7 @@ class IntentModel:
         """Fine-tunes the whole network with Adam, the learning rate falling linearly to 0."""
         rng = np.random.default_rng(seed)
         labels = np.asarray(labels, dtype=np.int32)
-        steps_per_epoch = len(_batches(token_id_lists, batch_size, self.max_seq_len, rng=None))
+        steps_per_epoch = len(length_batches(token_id_lists, batch_size, self.max_seq_len))
         optimizer = tf.keras.optimizers.Adam(
             tf.keras.optimizers.schedules.PolynomialDecay(
                 learning_rate, decay_steps=max(1, epochs * steps_per_epoch), end_learning_rate=0.0
@@ -131,7 +133,7 @@ class IntentModel:
         progress = tqdm(range(epochs), desc="Epochs", disable=not show_progress)
         for epoch in progress:
             total_loss, correct, seen = 0.0, 0, 0
-            for length, rows in _batches(token_id_lists, batch_size, self.max_seq_len, rng):
+            for length, rows in length_batches(token_id_lists, batch_size, self.max_seq_len, rng):
                 if length not in train_steps:
                     train_steps[length] = self._train_step(optimizer, length)
                 batch = pad([token_id_lists[row] for row in rows], length)
@@ -166,48 +168,32 @@ class IntentModel:
 
         return train_step
 
-    def predict(self, token_id_lists: Sequence[Sequence[int]], batch_size: int) -> np.ndarray:
-        """Intent probabilities, `[len(token_id_lists), num_intents]`, in the order given."""
-        probabilities = np.zeros((len(token_id_lists), self.network.logits.units), dtype=np.float32)
-        for length, rows in _batches(token_id_lists, batch_size, self.max_seq_len, rng=None):
-            batch = pad([token_id_lists[row] for row in rows], length)
-            probabilities[rows] = self._predict_function(length)(batch).numpy()
-        return probabilities
+    def to_tflite(self) -> bytes:
+        """The network as a TensorFlow Lite model: one signature per length bucket, float16 weights.
 
-    def _predict_function(self, length: int) -> Callable:
-        if length not in self._predict_functions:
-            network = self.network
+        TensorFlow Lite runs a single message about twice as fast as a traced TensorFlow
+        function, and float16 halves the file; the probabilities move by about 1e-4.
+        """
+        network = self.network
+        functions = []
+        for length in bucket_lengths(self.max_seq_len):
 
-            @tf.function(input_signature=[tf.TensorSpec([None, length], tf.int32)])
-            def predict(token_ids: tf.Tensor) -> tf.Tensor:
-                return tf.nn.softmax(network(token_ids, training=False))
+            def probabilities(token_ids: tf.Tensor) -> Dict[str, tf.Tensor]:
+                return {PROBABILITIES: tf.nn.softmax(network(token_ids, training=False))}
 
-            self._predict_functions[length] = predict
-        return self._predict_functions[length]
+            probabilities.__name__ = signature_name(length)  # becomes the signature's key
+            functions.append(
+                tf.function(
+                    probabilities,
+                    input_signature=[tf.TensorSpec([None, length], tf.int32, name=TOKEN_IDS)],
+                ).get_concrete_function()
+            )
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(functions, network)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+        return converter.convert()
 
 
-def _batches(
-    token_id_lists: Sequence[Sequence[int]],
-    batch_size: int,
-    max_seq_len: int,
-    rng: Optional[np.random.Generator],
-) -> List[tuple]:
-    """`(padded length, row indices)` batches of rows of one length bucket each.
-
-    With `rng` the rows and batches are shuffled, otherwise they keep their order.
-    """
-    order = np.arange(len(token_id_lists))
-    if rng is not None:
-        rng.shuffle(order)
-    by_length: Dict[int, List[int]] = {}
-    for row in order:
-        length = bucket_length(len(token_id_lists[row]), max_seq_len)
-        by_length.setdefault(length, []).append(int(row))
-    batches = [
-        (length, np.asarray(rows[start : start + batch_size]))
-        for length, rows in sorted(by_length.items())
-        for start in range(0, len(rows), batch_size)
-    ]
-    if rng is not None:
-        batches = [batches[index] for index in rng.permutation(len(batches))]
-    return batches
+def signature_name(length: int) -> str:
+    """The TensorFlow Lite signature that takes batches padded to `length`."""
+    return f"length_{length}"

@@ -1,7 +1,7 @@
 """BERT WordPiece tokenization of raw message text into padded token id batches."""
 
 from pathlib import Path
-from typing import List, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -11,7 +11,7 @@ with quiet_bert_import():
     from bert.tokenization.bert_tokenization import FullTokenizer
 
 # Batches are padded to their longest sequence rounded up to a multiple of this, so that
-# one traced TensorFlow function serves each length bucket instead of one per length.
+# one compiled function serves each length bucket instead of one per length.
 LENGTH_BUCKET = 8
 PAD_ID = 0  # `[PAD]` in every BERT vocabulary; the encoder masks this id
 
@@ -38,6 +38,38 @@ def bucket_length(length: int, max_seq_len: int) -> int:
     """The padded length for a sequence of `length` token ids."""
     rounded_up = -(-length // LENGTH_BUCKET) * LENGTH_BUCKET
     return min(rounded_up, max_seq_len)
+
+
+def bucket_lengths(max_seq_len: int) -> List[int]:
+    """Every padded length that sequences of up to `max_seq_len` token ids get."""
+    return sorted({bucket_length(length, max_seq_len) for length in range(1, max_seq_len + 1)})
+
+
+def length_batches(
+    token_id_lists: Sequence[Sequence[int]],
+    batch_size: int,
+    max_seq_len: int,
+    rng: Optional[np.random.Generator] = None,
+) -> List[Tuple[int, np.ndarray]]:
+    """`(padded length, row indices)` batches, each of rows of one length bucket.
+
+    With `rng` the rows and batches are shuffled, otherwise they keep their order.
+    """
+    order = np.arange(len(token_id_lists))
+    if rng is not None:
+        rng.shuffle(order)
+    by_length: Dict[int, List[int]] = {}
+    for row in order:
+        length = bucket_length(len(token_id_lists[row]), max_seq_len)
+        by_length.setdefault(length, []).append(int(row))
+    batches = [
+        (length, np.asarray(rows[start : start + batch_size]))
+        for length, rows in sorted(by_length.items())
+        for start in range(0, len(rows), batch_size)
+    ]
+    if rng is not None:
+        batches = [batches[index] for index in rng.permutation(len(batches))]
+    return batches
 
 
 def pad(token_id_lists: Sequence[Sequence[int]], length: int) -> np.ndarray:
