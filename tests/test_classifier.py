@@ -290,11 +290,3 @@ def test_fewer_layers_make_a_smaller_model_that_still_learns(
     ]
     all_layers, _storage, _resource, _context = trained
     assert len(classifier.predictor.tflite_model) < len(all_layers.predictor.tflite_model)
-
-
-def test_more_layers_than_the_encoder_has_are_refused(model_storage, resource, execution_context):
-    classifier = create({**FAST, "num_layers": 7}, model_storage, resource, execution_context)
-    with pytest.raises(
-        InvalidConfigException, match="'num_layers' must be at most the encoder's 6 layers"
-    ):
-        classifier.train(training_data())

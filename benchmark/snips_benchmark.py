@@ -1,0 +1,361 @@
+"""`make benchmark`: our component and Rasa's default DIET pipeline on SNIPS, side by side.
+
+Each system is trained with `rasa train nlu` and tested with `rasa test nlu` (Rasa's own
+evaluation, reports and confusion matrix), then its archive is loaded into a Rasa `Agent`
+that parses the 700 test queries one at a time for latency. Everything lands in
+benchmark/results/: results.json (every figure and the machine), results.md (the table) and
+the confusion matrices.
+
+    .venv/bin/python benchmark/snips_benchmark.py                 # 3 seeds and DIET
+    .venv/bin/python benchmark/snips_benchmark.py --seeds 42 --skip-diet
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Dict, List
+
+HERE = Path(__file__).resolve().parent
+REPOSITORY = HERE.parent
+RASA = str(Path(sys.executable).with_name("rasa"))
+SEEDS = [42, 43, 44]
+WARM_UP_MESSAGES = 50
+
+OURS = [{"name": "rasa_bert_intent.BertIntentClassifier"}]
+# Rasa's recommended default NLU pipeline (the one `rasa init` writes), intent and entity parts.
+DIET = [
+    {"name": "WhitespaceTokenizer"},
+    {"name": "RegexFeaturizer"},
+    {"name": "LexicalSyntacticFeaturizer"},
+    {"name": "CountVectorsFeaturizer"},
+    {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 1, "max_ngram": 4},
+    {"name": "DIETClassifier", "epochs": 100, "constrain_similarities": True},
+]
+# Published results on the same 700 test queries; quoted, not measured here.
+PUBLISHED = [
+    ("BERT-base fine-tuned with Keras (the reference article)", 97.71),
+    ("JointBERT (Chen et al. 2019)", 98.6),
+    ("Stack-Propagation + BERT (Qin et al. 2019)", 99.0),
+    ("SlotRefine + BERT (2020)", 99.04),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS, help="our random seeds")
+    parser.add_argument("--skip-diet", action="store_true", help="train and test ours only")
+    parser.add_argument("--diet-epochs", type=int, default=100, help="DIETClassifier epochs")
+    parser.add_argument(
+        "--snips", type=Path, default=REPOSITORY.parent / "shared/snips-nlu-benchmark"
+    )
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+    os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    train_file, test_file = args.out / "data/train.yml", args.out / "data/test.yml"
+    run(
+        [
+            str(Path(sys.executable).with_name("bert-intent")),
+            "snips",
+            str(args.snips),
+            "--train-out",
+            str(train_file),
+            "--test-out",
+            str(test_file),
+        ]
+    )
+
+    systems = {f"ours-seed-{seed}": [{**OURS[0], "random_seed": seed}] for seed in args.seeds}
+    if not args.skip_diet:
+        systems["diet"] = [*DIET[:-1], {**DIET[-1], "epochs": args.diet_epochs}]
+    runs = {}
+    for name, pipeline in systems.items():
+        print(f"\n=== {name} ===", flush=True)
+        runs[name] = benchmark(name, pipeline, train_file, test_file, args.out)
+        print(json.dumps({k: v for k, v in runs[name].items() if k != "misclassified"}), flush=True)
+
+    results = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "test_queries": count_queries(test_file),
+        "runs": runs,
+        "ours": summary([r for name, r in runs.items() if name.startswith("ours")]),
+        "published": [{"system": s, "accuracy": a} for s, a in PUBLISHED],
+    }
+    (args.out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    (args.out / "results.md").write_text(markdown(results), encoding="utf-8")
+    print("\n" + markdown(results))
+
+
+def benchmark(
+    name: str, pipeline: List[Dict], train_file: Path, test_file: Path, out: Path
+) -> Dict:
+    """Trains, tests and times one system; returns its figures."""
+    folder = out / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    config = {
+        "recipe": "default.v1",
+        "assistant_id": f"benchmark-{name}",
+        "language": "en",
+        "pipeline": pipeline,
+    }
+    (folder / "config.yml").write_text(json.dumps(config, indent=2))  # JSON is YAML
+
+    train = run(
+        [
+            RASA,
+            "train",
+            "nlu",
+            "--config",
+            str(folder / "config.yml"),
+            "--nlu",
+            str(train_file),
+            "--out",
+            str(folder),
+            "--fixed-model-name",
+            "model",
+        ]
+    )
+    model = folder / "model.tar.gz"
+    run(
+        [
+            RASA,
+            "test",
+            "nlu",
+            "--nlu",
+            str(test_file),
+            "--model",
+            str(model),
+            "--out",
+            str(folder / "report"),
+        ]
+    )
+    report = json.loads((folder / "report/intent_report.json").read_text())
+    errors_file = folder / "report/intent_errors.json"  # written only if there are errors
+    errors = json.loads(errors_file.read_text()) if errors_file.exists() else []
+    shutil.copyfile(
+        folder / "report/intent_confusion_matrix.png", out / f"confusion_matrix_{name}.png"
+    )
+    measured = run(
+        [sys.executable, __file__, "--latency", str(model), str(test_file)], capture=True
+    )
+    latency = json.loads(measured["stdout"])
+
+    repeats = count_queries(test_file, by_text=True)
+    return {
+        "accuracy": 100 * report["accuracy"],
+        "macro_f1": report["macro avg"]["f1-score"],
+        "errors": len(errors),
+        "distinct_test_queries": int(report["micro avg"]["support"]),
+        # Rasa tests each distinct query once; on all 700, a repeated query counts each time.
+        "errors_of_all_test_queries": sum(repeats[e["text"]] for e in errors),
+        "misclassified": [
+            {
+                "text": e["text"],
+                "intent": e["intent"],
+                "predicted": e["intent_prediction"]["name"],
+                "confidence": round(e["intent_prediction"]["confidence"], 4),
+            }
+            for e in errors
+        ],
+        "train_seconds": train["seconds"],
+        "train_peak_rss_mb": train["peak_rss_mb"],
+        "train_cpu_cores_busy": train["cores_busy"],
+        "archive_mb": model.stat().st_size / 1e6,
+        **latency,
+    }
+
+
+def run(command: List[str], capture: bool = False) -> Dict:
+    """Runs a command; its wall time, peak memory and CPU use, and what it printed if captured."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=REPOSITORY, stdout=subprocess.PIPE if capture else None, text=True
+    )
+    stdout = process.stdout.read() if capture else ""
+    _pid, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"benchmark: `{' '.join(command)}` failed with status {status}")
+    return {
+        "stdout": stdout,
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),  # the command and the children it waited for
+        "cores_busy": round((usage.ru_utime + usage.ru_stime) / seconds, 2),
+    }
+
+
+def latency(model: str, test_file: str) -> None:
+    """Prints the per-message latency of `Agent.parse_message` over the test queries, as JSON."""
+    import logging
+
+    logging.disable(logging.WARNING)
+    from rasa.core.agent import Agent
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    texts = [m.get("text") for m in load_data(test_file).intent_examples]
+    agent = Agent.load(model)
+
+    async def parse_all() -> List[float]:
+        for text in texts[:WARM_UP_MESSAGES]:
+            await agent.parse_message(text)
+        seconds = []
+        for text in texts:
+            started = time.perf_counter()
+            await agent.parse_message(text)
+            seconds.append(time.perf_counter() - started)
+        return seconds
+
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    seconds = sorted(asyncio.run(parse_all()))
+    wall = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    threads = next(
+        int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("Threads:")
+    )
+    print(
+        json.dumps(
+            {
+                "latency_messages": len(seconds),
+                "latency_p50_ms": round(1000 * seconds[len(seconds) // 2], 2),
+                "latency_p95_ms": round(1000 * seconds[int(0.95 * (len(seconds) - 1))], 2),
+                "latency_cpu_cores_busy": round(cpu / wall, 2),
+                "process_threads": threads,
+            }
+        )
+    )
+
+
+def count_queries(test_file: Path, by_text: bool = False):
+    """How many test queries the file holds, or how often each text occurs."""
+    from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
+
+    # Read without Rasa's TrainingData, which keeps each repeated example once.
+    reader = RasaYAMLReader()
+    reader.read(test_file)
+    counts = Counter(m.get("text") for m in reader.training_examples)
+    return counts if by_text else sum(counts.values())
+
+
+def summary(runs: List[Dict]) -> Dict:
+    """Mean, standard deviation and range over our seeds."""
+    if not runs:
+        return {}
+    figures = {}
+    for key in (
+        "accuracy",
+        "macro_f1",
+        "errors",
+        "errors_of_all_test_queries",
+        "train_seconds",
+        "train_peak_rss_mb",
+        "archive_mb",
+        "latency_p50_ms",
+        "latency_p95_ms",
+    ):
+        values = [r[key] for r in runs]
+        figures[key] = {
+            "mean": statistics.mean(values),
+            "min": min(values),
+            "max": max(values),
+            "stdev": statistics.stdev(values) if len(values) > 1 else 0.0,
+        }
+    return figures
+
+
+def machine() -> Dict:
+    """What the benchmark ran on."""
+    import rasa
+    import tensorflow as tf
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo")
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory_kb = next(
+        int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal:")
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory_kb / 2**20, 1),
+        "gpu": bool(tf.config.list_physical_devices("GPU")),
+        "python": platform.python_version(),
+        "rasa": rasa.__version__,
+        "tensorflow": tf.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def markdown(results: Dict) -> str:
+    """The results table, our mean first, then each run, then the published figures."""
+    m, runs, ours = results["machine"], results["runs"], results["ours"]
+    lines = [
+        f"SNIPS intent accuracy on the {results['test_queries']} test queries, measured "
+        f"{results['date'][:10]} on {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
+        f"{'a GPU' if m['gpu'] else 'no GPU'} (Rasa {m['rasa']}, TensorFlow {m['tensorflow']}).",
+        'Rasa\'s evaluation tests each distinct query once; "errors of all" counts a repeated '
+        "query each time it occurs.",
+        "",
+        "| System | Accuracy % | Macro F1 | Errors (of all) | Training | Peak RSS | Archive "
+        "| p50 / p95 per message | Source |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    if ours:
+        seeds = sum(name.startswith("ours") for name in runs)
+        lines.append(
+            f"| **rasa-bert-intent, mean of {seeds} seeds** "
+            f"| **{ours['accuracy']['mean']:.2f}** ± {ours['accuracy']['stdev']:.2f} "
+            f"({ours['accuracy']['min']:.2f}–{ours['accuracy']['max']:.2f}) "
+            f"| {ours['macro_f1']['mean']:.4f} | {ours['errors']['mean']:.1f} "
+            f"({ours['errors_of_all_test_queries']['mean']:.1f}) "
+            f"| {ours['train_seconds']['mean'] / 60:.1f} min "
+            f"| {ours['train_peak_rss_mb']['mean'] / 1024:.1f} GB "
+            f"| {ours['archive_mb']['mean']:.0f} MB "
+            f"| {ours['latency_p50_ms']['mean']:.1f} / {ours['latency_p95_ms']['mean']:.1f} ms "
+            f"| measured |"
+        )
+    for name, r in runs.items():
+        lines.append(
+            f"| {name} | {r['accuracy']:.2f} | {r['macro_f1']:.4f} | {r['errors']} "
+            f"({r['errors_of_all_test_queries']}) | {r['train_seconds'] / 60:.1f} min "
+            f"| {r['train_peak_rss_mb'] / 1024:.1f} GB | {r['archive_mb']:.0f} MB "
+            f"| {r['latency_p50_ms']:.1f} / {r['latency_p95_ms']:.1f} ms | measured |"
+        )
+    for system, accuracy in PUBLISHED:
+        lines.append(f"| {system} | {accuracy:.2f} | | | | | | | published, not measured |")
+    for name, r in runs.items():
+        lines += ["", f"Misclassified by {name}:", ""]
+        lines += [
+            f"- \"{e['text']}\": {e['intent']} predicted {e['predicted']} "
+            f"({e['confidence']:.2f})"
+            for e in r["misclassified"]
+        ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--latency"]:
+        latency(*sys.argv[2:4])
+    else:
+        main()
