@@ -153,7 +153,7 @@ def benchmark(
     measured = run(
         [sys.executable, __file__, "--latency", str(model), str(test_file)], capture=True
     )
-    latency = json.loads(measured["stdout"])
+    latency = json.loads(measured["stdout"].strip().splitlines()[-1])
 
     repeats = count_queries(test_file, by_text=True)
     return {
@@ -203,9 +203,12 @@ def latency(model: str, test_file: str) -> None:
     """Prints the per-message latency of `Agent.parse_message` over the test queries, as JSON."""
     import logging
 
-    logging.disable(logging.WARNING)
     from rasa.core.agent import Agent
     from rasa.shared.nlu.training_data.loading import load_data
+    from rasa.utils.log_utils import configure_structlog
+
+    # As `rasa run` does by default; without it every parse is printed at debug level.
+    configure_structlog(logging.WARNING)
 
     texts = [m.get("text") for m in load_data(test_file).intent_examples]
     agent = Agent.load(model)
