@@ -63,6 +63,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Every system trains from scratch: no component restored from Rasa's training cache.
+    os.environ["RASA_MAX_CACHE_SIZE"] = "0"
 
     args.out.mkdir(parents=True, exist_ok=True)
     train_file, test_file = args.out / "data/train.yml", args.out / "data/test.yml"
