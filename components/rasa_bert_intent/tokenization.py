@@ -40,11 +40,6 @@ def bucket_length(length: int, max_seq_len: int) -> int:
     return min(rounded_up, max_seq_len)
 
 
-def bucket_lengths(max_seq_len: int) -> List[int]:
-    """Every padded length that sequences of up to `max_seq_len` token ids get."""
-    return sorted({bucket_length(length, max_seq_len) for length in range(1, max_seq_len + 1)})
-
-
 def length_batches(
     token_id_lists: Sequence[Sequence[int]],
     batch_size: int,
