@@ -248,7 +248,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         return self._resource
 
     def process(self, messages: List[Message]) -> List[Message]:
-        """Sets `intent` and `intent_ranking` on each message, predicting them in batches."""
+        """Sets `intent` and `intent_ranking` on each message."""
         if self.predictor is None or self.tokenizer is None:
             for message in messages:
                 message.set(INTENT, {"name": None, "confidence": 0.0}, add_to_output=True)

@@ -15,6 +15,8 @@ class IntentPredictor:
 
     def __init__(self, tflite_model: bytes, max_seq_len: int) -> None:
         """Reads the model; raises `ValueError` if it is no export of an `IntentNetwork`."""
+        if not isinstance(max_seq_len, int) or max_seq_len < 3:
+            raise ValueError(f"max_seq_len is {max_seq_len!r}, not a whole number of at least 3")
         self.tflite_model = tflite_model
         self.max_seq_len = max_seq_len
         self._interpreter = tf.lite.Interpreter(model_content=tflite_model)
