@@ -8,6 +8,7 @@ the confusion matrices.
 
     .venv/bin/python benchmark/snips_benchmark.py                 # 3 seeds and DIET
     .venv/bin/python benchmark/snips_benchmark.py --seeds 42 --skip-diet
+    .venv/bin/python benchmark/snips_benchmark.py --table benchmark/results/results.json
 """
 
 import argparse
@@ -39,7 +40,12 @@ DIET = [
     {"name": "RegexFeaturizer"},
     {"name": "LexicalSyntacticFeaturizer"},
     {"name": "CountVectorsFeaturizer"},
-    {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 1, "max_ngram": 4},
+    {
+        "name": "CountVectorsFeaturizer",
+        "analyzer": "char_wb",
+        "min_ngram": 1,
+        "max_ngram": 4,
+    },
     {"name": "DIETClassifier", "epochs": 100, "constrain_similarities": True},
 ]
 # Published results on the same 700 test queries; quoted, not measured here.
@@ -87,7 +93,10 @@ def main() -> None:
     for name, pipeline in systems.items():
         print(f"\n=== {name} ===", flush=True)
         runs[name] = benchmark(name, pipeline, train_file, test_file, args.out)
-        print(json.dumps({k: v for k, v in runs[name].items() if k != "misclassified"}), flush=True)
+        print(
+            json.dumps({k: v for k, v in runs[name].items() if k != "misclassified"}),
+            flush=True,
+        )
 
     results = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -97,7 +106,9 @@ def main() -> None:
         "ours": summary([r for name, r in runs.items() if name.startswith("ours")]),
         "published": [{"system": s, "accuracy": a} for s, a in PUBLISHED],
     }
-    (args.out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    (args.out / "results.json").write_text(
+        json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
     (args.out / "results.md").write_text(markdown(results), encoding="utf-8")
     print("\n" + markdown(results))
 
@@ -150,10 +161,12 @@ def benchmark(
     errors_file = folder / "report/intent_errors.json"  # written only if there are errors
     errors = json.loads(errors_file.read_text()) if errors_file.exists() else []
     shutil.copyfile(
-        folder / "report/intent_confusion_matrix.png", out / f"confusion_matrix_{name}.png"
+        folder / "report/intent_confusion_matrix.png",
+        out / f"confusion_matrix_{name}.png",
     )
     measured = run(
-        [sys.executable, __file__, "--latency", str(model), str(test_file)], capture=True
+        [sys.executable, __file__, "--latency", str(model), str(test_file)],
+        capture=True,
     )
     latency = json.loads(measured["stdout"].strip().splitlines()[-1])
 
@@ -323,8 +336,8 @@ def markdown(results: Dict) -> str:
         "query each time it occurs.",
         "",
         "| System | Accuracy % | Macro F1 | Errors (of all) | Training | Peak RSS | Archive "
-        "| p50 / p95 per message | Source |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| p50 / p95 per message | Cores busy, training / parsing | Source |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     if ours:
         seeds = sum(name.startswith("ours") for name in runs)
@@ -337,18 +350,19 @@ def markdown(results: Dict) -> str:
             f"| {ours['train_seconds']['mean'] / 60:.1f} min "
             f"| {ours['train_peak_rss_mb']['mean'] / 1024:.1f} GB "
             f"| {ours['archive_mb']['mean']:.0f} MB "
-            f"| {ours['latency_p50_ms']['mean']:.1f} / {ours['latency_p95_ms']['mean']:.1f} ms "
-            f"| measured |"
+            f"| {ours['latency_p50_ms']['mean']:.2f} / {ours['latency_p95_ms']['mean']:.2f} ms "
+            f"| | measured |"
         )
     for name, r in runs.items():
         lines.append(
             f"| {name} | {r['accuracy']:.2f} | {r['macro_f1']:.4f} | {r['errors']} "
             f"({r['errors_of_all_test_queries']}) | {r['train_seconds'] / 60:.1f} min "
             f"| {r['train_peak_rss_mb'] / 1024:.1f} GB | {r['archive_mb']:.0f} MB "
-            f"| {r['latency_p50_ms']:.1f} / {r['latency_p95_ms']:.1f} ms | measured |"
+            f"| {r['latency_p50_ms']:.2f} / {r['latency_p95_ms']:.2f} ms "
+            f"| {r['train_cpu_cores_busy']:.1f} / {r['latency_cpu_cores_busy']:.1f} | measured |"
         )
     for system, accuracy in PUBLISHED:
-        lines.append(f"| {system} | {accuracy:.2f} | | | | | | | published, not measured |")
+        lines.append(f"| {system} | {accuracy:.2f} | | | | | | | | published, not measured |")
     for name, r in runs.items():
         lines += ["", f"Misclassified by {name}:", ""]
         lines += [
@@ -362,5 +376,10 @@ def markdown(results: Dict) -> str:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--latency"]:
         latency(*sys.argv[2:4])
+    elif sys.argv[1:2] == ["--table"]:  # rewrites results.md from an existing results.json
+        results_json = Path(sys.argv[2])
+        table = markdown(json.loads(results_json.read_text(encoding="utf-8")))
+        results_json.with_name("results.md").write_text(table, encoding="utf-8")
+        print(table)
     else:
         main()
