@@ -4,7 +4,7 @@ The dev split is 100 queries per intent (700, as the research papers keep aside)
 fixed seed from the 13,784 training queries; the 700 test queries are never looked at.
 
     .venv/bin/python benchmark/dev_eval.py pooling=mean pooling=cls
-    .venv/bin/python benchmark/dev_eval.py "learning_rate=5e-5 epochs=4"
+    .venv/bin/python benchmark/dev_eval.py "num_layers=4 epochs=2" "num_layers=3 epochs=3"
 
 Each argument is one configuration: space-separated setting=value overrides of the defaults.
 """
