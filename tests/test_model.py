@@ -1,0 +1,53 @@
+"""The Keras network's own embeddings and its TensorFlow Lite export."""
+
+import numpy as np
+import tensorflow as tf
+from bert_reference import TINY_CONFIG, TINY_VOCAB
+
+from rasa_bert_intent.model import IntentModel
+from rasa_bert_intent.predictor import IntentPredictor
+from rasa_bert_intent.tokenization import bucket_length, pad
+
+MAX_SEQ_LEN = 24
+CLS, SEP = TINY_VOCAB.index("[CLS]"), TINY_VOCAB.index("[SEP]")
+FIRST_WORD = TINY_VOCAB.index("[MASK]") + 1
+
+
+def message(length: int) -> list:
+    words = [FIRST_WORD + i % (len(TINY_VOCAB) - FIRST_WORD) for i in range(length - 2)]
+    return [CLS, *words, SEP]
+
+
+# Buckets 8, 8, 16 and 24.
+TOKEN_ID_LISTS = [message(3), message(5), message(9), message(MAX_SEQ_LEN)]
+
+
+def tiny_model() -> IntentModel:
+    tf.keras.utils.set_random_seed(3)
+    return IntentModel(
+        TINY_CONFIG, num_intents=3, dropout=0.1, pooling="mean", max_seq_len=MAX_SEQ_LEN
+    )
+
+
+def test_the_networks_embeddings_give_what_the_bert_layer_gives():
+    network = tiny_model().network
+    batch = pad(TOKEN_ID_LISTS[:3], 16)
+    expected = network.bert([batch, np.zeros_like(batch)], training=False).numpy()
+    embeddings = network._embeddings(tf.constant(batch), training=False)
+    actual = network.bert.encoders_layer(embeddings, mask=batch != 0, training=False).numpy()
+    np.testing.assert_allclose(actual, expected, atol=1e-6)
+
+
+def test_the_tflite_export_gives_the_networks_probabilities_at_every_length():
+    model = tiny_model()
+    predictor = IntentPredictor(model.to_tflite(), MAX_SEQ_LEN)
+    assert predictor.num_intents == 3
+    # Twice over, so that the interpreter is resized back and forth between buckets.
+    probabilities = predictor.predict(TOKEN_ID_LISTS + TOKEN_ID_LISTS)
+    expected = [
+        tf.nn.softmax(model.network(pad([ids], bucket_length(len(ids), MAX_SEQ_LEN)))).numpy()[0]
+        for ids in TOKEN_ID_LISTS
+    ]
+    # float16 weights move the probabilities by about 1e-4.
+    np.testing.assert_allclose(probabilities, np.array(expected + expected), atol=1e-3)
+    assert np.ptp(probabilities[:, 0]) > 1e-3  # the messages get different probabilities
