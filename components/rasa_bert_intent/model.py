@@ -1,7 +1,7 @@
 """The Keras intent classifier: a fine-tuned BERT encoder with the article's head."""
 
 import logging
-from typing import Callable, Dict, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -78,42 +78,31 @@ class IntentNetwork(tf.keras.Model):
             if isinstance(layer, tf.keras.layers.Layer):
                 layer.input_spec = None
 
-    def named_weights(self) -> Dict[str, np.ndarray]:
-        """Every weight by a name that does not depend on Keras' layer counters."""
-        return {
-            _weight_name(weight): value for weight, value in zip(self.weights, self.get_weights())
-        }
+    def encoder_weight_names(self) -> List[str]:
+        """The BERT layer's weight names below it, such as `encoder/layer_0/intermediate/kernel`."""
+        return [_encoder_weight_name(weight) for weight in self.bert.weights]
 
-    def set_named_weights(self, values: Dict[str, np.ndarray]) -> None:
-        """Assigns weights by name; raises `ValueError` naming what is missing or mismatched."""
-        expected = {_weight_name(weight): weight for weight in self.weights}
-        missing = sorted(set(expected) - set(values))
+    def set_encoder_weights(self, encoder_weights: Dict[str, np.ndarray]) -> None:
+        """Loads pretrained weights into the BERT layer; ValueError names one missing or misfit."""
+        expected = dict(zip(self.encoder_weight_names(), self.bert.weights))
+        missing = sorted(set(expected) - set(encoder_weights))
         if missing:
             raise ValueError(f"missing weights: {', '.join(missing[:5])}")
         for name, weight in expected.items():
-            if tuple(weight.shape) != values[name].shape:
+            if tuple(weight.shape) != encoder_weights[name].shape:
                 raise ValueError(
-                    f"weight '{name}' has shape {values[name].shape}, the model needs {tuple(weight.shape)}"
+                    f"weight '{name}' has shape {encoder_weights[name].shape}, the model needs "
+                    f"{tuple(weight.shape)}"
                 )
         tf.keras.backend.batch_set_value(
-            [(weight, values[name]) for name, weight in expected.items()]
+            [(weight, encoder_weights[name]) for name, weight in expected.items()]
         )
 
-    def set_encoder_weights(self, encoder_weights: Dict[str, np.ndarray]) -> None:
-        """Loads pretrained encoder weights into the BERT layer; every one must fit."""
-        prefixed = {f"{BERT_LAYER_NAME}/{name}": value for name, value in encoder_weights.items()}
-        head = {
-            name: value
-            for name, value in self.named_weights().items()
-            if not name.startswith(f"{BERT_LAYER_NAME}/")
-        }
-        self.set_named_weights({**prefixed, **head})
 
-
-def _weight_name(weight: tf.Variable) -> str:
+def _encoder_weight_name(weight: tf.Variable) -> str:
+    """The name below the BERT layer, whatever scopes Keras' layer counters put above it."""
     name = weight.name.split(":")[0]
-    # Drop the enclosing model's scope ("intent_network/", "intent_network_1/", …) if any.
-    return name.split("/", 1)[1] if name.startswith("intent_network") else name
+    return name.split(f"{BERT_LAYER_NAME}/", 1)[1]
 
 
 class IntentModel:
