@@ -122,16 +122,16 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         def is_number(value: Any) -> bool:
             return isinstance(value, (int, float)) and not isinstance(value, bool)
 
+        def is_whole(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
         for setting, minimum in _WHOLE_NUMBER_MINIMUMS.items():
             value = config.get(setting)
-            is_whole = isinstance(value, int) and not isinstance(value, bool)
-            if not is_whole or (minimum is not None and value < minimum):
+            if not is_whole(value) or (minimum is not None and value < minimum):
                 at_least = "" if minimum is None else f" of at least {minimum}"
                 raise cls._invalid(config, setting, f"must be a whole number{at_least}")
         num_layers = config.get("num_layers")
-        if num_layers is not None and (
-            not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers < 1
-        ):
+        if num_layers is not None and (not is_whole(num_layers) or num_layers < 1):
             raise cls._invalid(config, "num_layers", "must be a whole number of at least 1 or null")
         if not is_number(config.get("learning_rate")) or not 0 < config["learning_rate"] < 1:
             raise cls._invalid(config, "learning_rate", "must be a number between 0 and 1")
