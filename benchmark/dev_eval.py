@@ -26,9 +26,10 @@ from rasa.shared.nlu.training_data.message import Message  # noqa: E402
 from rasa.shared.nlu.training_data.training_data import TrainingData  # noqa: E402
 
 from rasa_bert_intent import BertIntentClassifier  # noqa: E402
+from rasa_bert_intent.cli import DEFAULT_SOURCE  # noqa: E402
 from rasa_bert_intent.snips import read_source  # noqa: E402
 
-SNIPS = Path(__file__).resolve().parents[2] / "shared" / "snips-nlu-benchmark"
+SNIPS = Path(__file__).resolve().parents[1] / DEFAULT_SOURCE
 DEV_PER_INTENT = 100
 DEV_SEED = 2019
 

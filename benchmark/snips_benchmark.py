@@ -27,6 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List
 
+from rasa_bert_intent.cli import DEFAULT_SOURCE
+
 HERE = Path(__file__).resolve().parent
 REPOSITORY = HERE.parent
 RASA = str(Path(sys.executable).with_name("rasa"))
@@ -62,9 +64,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS, help="our random seeds")
     parser.add_argument("--skip-diet", action="store_true", help="train and test ours only")
     parser.add_argument("--diet-epochs", type=int, default=100, help="DIETClassifier epochs")
-    parser.add_argument(
-        "--snips", type=Path, default=REPOSITORY.parent / "shared/snips-nlu-benchmark"
-    )
+    parser.add_argument("--snips", type=Path, default=REPOSITORY / DEFAULT_SOURCE)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
@@ -72,19 +72,16 @@ def main() -> None:
     # Every system trains from scratch: no component restored from Rasa's training cache.
     os.environ["RASA_MAX_CACHE_SIZE"] = "0"
 
-    args.out.mkdir(parents=True, exist_ok=True)
+    from rasa_bert_intent.snips import ConversionError, read_source, write_nlu_yaml
+
+    try:
+        train, test = read_source(args.snips)
+    except ConversionError as error:
+        sys.exit(f"benchmark: {error}")
     train_file, test_file = args.out / "data/train.yml", args.out / "data/test.yml"
-    run(
-        [
-            str(Path(sys.executable).with_name("bert-intent")),
-            "snips",
-            str(args.snips),
-            "--train-out",
-            str(train_file),
-            "--test-out",
-            str(test_file),
-        ]
-    )
+    write_nlu_yaml(train, train_file)
+    write_nlu_yaml(test, test_file)  # Rasa keeps each repeated query once: 697 of the 700
+    test_query_counts = Counter(m.get("text") for m in test)
 
     systems = {f"ours-seed-{seed}": [{**OURS[0], "random_seed": seed}] for seed in args.seeds}
     if not args.skip_diet:
@@ -92,7 +89,7 @@ def main() -> None:
     runs = {}
     for name, pipeline in systems.items():
         print(f"\n=== {name} ===", flush=True)
-        runs[name] = benchmark(name, pipeline, train_file, test_file, args.out)
+        runs[name] = benchmark(name, pipeline, train_file, test_file, test_query_counts, args.out)
         print(
             json.dumps({k: v for k, v in runs[name].items() if k != "misclassified"}),
             flush=True,
@@ -101,7 +98,7 @@ def main() -> None:
     results = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
-        "test_queries": count_queries(test_file),
+        "test_queries": len(test),
         "runs": runs,
         "ours": summary([r for name, r in runs.items() if name.startswith("ours")]),
         "published": [{"system": s, "accuracy": a} for s, a in PUBLISHED],
@@ -114,7 +111,12 @@ def main() -> None:
 
 
 def benchmark(
-    name: str, pipeline: List[Dict], train_file: Path, test_file: Path, out: Path
+    name: str,
+    pipeline: List[Dict],
+    train_file: Path,
+    test_file: Path,
+    test_query_counts: Counter,
+    out: Path,
 ) -> Dict:
     """Trains, tests and times one system; returns its figures."""
     folder = out / name
@@ -170,14 +172,13 @@ def benchmark(
     )
     latency = json.loads(measured["stdout"].strip().splitlines()[-1])
 
-    repeats = count_queries(test_file, by_text=True)
     return {
         "accuracy": 100 * report["accuracy"],
         "macro_f1": report["macro avg"]["f1-score"],
         "errors": len(errors),
         "distinct_test_queries": int(report["micro avg"]["support"]),
         # Rasa tests each distinct query once; on all 700, a repeated query counts each time.
-        "errors_of_all_test_queries": sum(repeats[e["text"]] for e in errors),
+        "errors_of_all_test_queries": sum(test_query_counts[e["text"]] for e in errors),
         "misclassified": [
             {
                 "text": e["text"],
@@ -258,17 +259,6 @@ def latency(model: str, test_file: str) -> None:
             }
         )
     )
-
-
-def count_queries(test_file: Path, by_text: bool = False):
-    """How many test queries the file holds, or how often each text occurs."""
-    from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
-
-    # Read without Rasa's TrainingData, which keeps each repeated example once.
-    reader = RasaYAMLReader()
-    reader.read(test_file)
-    counts = Counter(m.get("text") for m in reader.training_examples)
-    return counts if by_text else sum(counts.values())
 
 
 def summary(runs: List[Dict]) -> Dict:
