@@ -7,6 +7,9 @@ import re
 import numpy as np
 import pytest
 from small_assistant import EXAMPLES as NLU_EXAMPLES
+from small_assistant import nlu_yaml
+from rasa.engine.storage.resource import Resource
+from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.exceptions import InvalidConfigException, RasaException
 from rasa.shared.nlu.training_data.message import Message
@@ -127,6 +130,31 @@ def test_long_messages_are_truncated_to_max_seq_len(trained):
     assert message.get("intent")["name"] in EXAMPLES
 
 
+def test_entity_annotations_are_a_second_training_target_only_when_weighted(
+    model_storage, execution_context
+):
+    annotated = RasaYAMLReader().reads('version: "3.1"\nnlu:\n' + nlu_yaml(NLU_EXAMPLES))
+    assert len(annotated.entity_examples) == 3
+    texts = ["hi there, good morning", "what's the weather like in Rome", "bye, see you"]
+    confidences = {}
+    for weight in (0.0, 1.0):
+        for data_name, data in (("plain", training_data()), ("annotated", annotated)):
+            classifier = create(
+                {**FAST, "entity_loss_weight": weight},
+                model_storage,
+                Resource(f"{data_name}_{weight}"),
+                execution_context,
+            )
+            classifier.train(data)
+            messages = parse(classifier, *texts)
+            assert [m.get("intent")["name"] for m in messages] == ["greet", "weather", "goodbye"]
+            confidences[data_name, weight] = [m.get("intent")["confidence"] for m in messages]
+    # The same seed and examples: only the entity tagging loss can tell these runs apart.
+    assert confidences["plain", 0.0] == confidences["annotated", 0.0]
+    assert confidences["plain", 1.0] == confidences["plain", 0.0]
+    assert confidences["annotated", 1.0] != confidences["annotated", 0.0]
+
+
 def test_load_of_a_missing_resource_gives_an_untrained_classifier(
     model_storage, resource, execution_context
 ):
@@ -204,6 +232,10 @@ def test_damaged_model_files_give_an_error_naming_component_and_file(trained, fi
         ("num_layers", "2"),
         ("learning_rate", 0),
         ("dropout", 1.0),
+        ("label_smoothing", -0.1),
+        ("label_smoothing", "0.1"),
+        ("entity_loss_weight", -1),
+        ("entity_loss_weight", None),
         ("pooling", "max"),
         ("lower_case", "yes"),
         ("ranking_length", -1),

@@ -4,9 +4,9 @@ import numpy as np
 import tensorflow as tf
 from bert_reference import TINY_CONFIG, TINY_VOCAB
 
-from rasa_bert_intent.model import IntentModel
+from rasa_bert_intent.model import IntentModel, IntentNetwork
 from rasa_bert_intent.predictor import IntentPredictor
-from rasa_bert_intent.tokenization import bucket_length, pad
+from rasa_bert_intent.tokenization import UNTAGGED, bucket_length, pad
 
 MAX_SEQ_LEN = 24
 CLS, SEP = TINY_VOCAB.index("[CLS]"), TINY_VOCAB.index("[SEP]")
@@ -22,11 +22,12 @@ def message(length: int) -> list:
 TOKEN_ID_LISTS = [message(3), message(5), message(9), message(MAX_SEQ_LEN)]
 
 
-def tiny_model() -> IntentModel:
+def tiny_model(num_entity_tags: int = 0) -> IntentModel:
     tf.keras.utils.set_random_seed(3)
-    return IntentModel(
-        TINY_CONFIG, num_intents=3, dropout=0.1, pooling="mean", max_seq_len=MAX_SEQ_LEN
+    network = IntentNetwork(
+        TINY_CONFIG, num_intents=3, dropout=0.1, pooling="mean", num_entity_tags=num_entity_tags
     )
+    return IntentModel(network, MAX_SEQ_LEN)
 
 
 def test_the_networks_embeddings_give_what_the_bert_layer_gives():
@@ -51,3 +52,31 @@ def test_the_tflite_export_gives_the_networks_probabilities_at_every_length():
     # float16 weights move the probabilities by about 1e-4.
     np.testing.assert_allclose(probabilities, np.array(expected + expected), atol=1e-3)
     assert np.ptp(probabilities[:, 0]) > 1e-3  # the messages get different probabilities
+
+
+def test_the_entity_tagging_head_learns_its_tags_and_stays_out_of_the_export():
+    model = tiny_model(num_entity_tags=3)
+    # Tag 1 or 2 by the word's parity, so that the head has something to learn.
+    tags = [[UNTAGGED, *[1 + word % 2 for word in ids[1:-1]], UNTAGGED] for ids in TOKEN_ID_LISTS]
+    tag_logits_before = model.network.intent_and_entity_tag_logits(pad(TOKEN_ID_LISTS, 24), False)[
+        1
+    ]
+    model.train(
+        TOKEN_ID_LISTS,
+        [0, 1, 2, 0],
+        tags,
+        entity_loss_weight=1.0,
+        epochs=40,
+        batch_size=4,
+        learning_rate=1e-2,
+        label_smoothing=0.0,
+        seed=0,
+        show_progress=False,
+    )
+    batch, expected = pad(TOKEN_ID_LISTS, 24), pad(tags, 24, UNTAGGED)
+    tag_logits = model.network.intent_and_entity_tag_logits(batch, False)[1].numpy()
+    is_tagged = expected != UNTAGGED
+    assert (tag_logits.argmax(-1)[is_tagged] == expected[is_tagged]).all()
+    assert not np.allclose(tag_logits, tag_logits_before)
+    predictor = IntentPredictor(model.to_tflite(), MAX_SEQ_LEN)
+    assert predictor.predict(TOKEN_ID_LISTS).shape == (4, 3)

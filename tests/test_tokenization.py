@@ -3,7 +3,14 @@
 import numpy as np
 
 from rasa_bert_intent.encoder import DEFAULT_MODEL, model_folder
-from rasa_bert_intent.tokenization import WordPieceTokenizer, bucket_length, length_batches, pad
+from rasa_bert_intent.tokenization import (
+    OUTSIDE,
+    UNTAGGED,
+    WordPieceTokenizer,
+    bucket_length,
+    length_batches,
+    pad,
+)
 
 VOCAB = model_folder(DEFAULT_MODEL) / "vocab.txt"
 CLS, SEP = 101, 102  # in the BERT uncased vocabulary
@@ -58,3 +65,47 @@ def test_length_batches_hold_each_row_once_in_batches_of_one_bucket():
             assert {bucket_length(lengths[row], 24) for row in batch} == {length}
     in_order = length_batches(token_id_lists, batch_size=2, max_seq_len=24)
     assert [length for length, _batch in in_order] == sorted(length for length, _batch in in_order)
+
+
+def test_entity_tags_follow_the_word_pieces_of_each_span():
+    text = "Add snowboarding to my Road Trip playlist"
+    entities = [
+        {"start": 4, "end": 16, "entity": "music_item"},
+        {"start": 23, "end": 32, "entity": "playlist"},
+    ]
+    ids = tokenizer().token_ids(text, 64)
+    tags = tokenizer().entity_tags(text, entities, {"music_item": 1, "playlist": 2}, 64)
+    assert len(tags) == len(ids)
+    words = VOCAB.read_text(encoding="utf-8").splitlines()
+    tagged = {}
+    for piece_id, tag in zip(ids, tags):
+        tagged.setdefault(tag, []).append(words[piece_id])
+    assert tagged[UNTAGGED] == ["[CLS]", "[SEP]"]
+    assert "".join(tagged[1]).replace("##", "") == "snowboarding" and len(tagged[1]) > 1
+    assert tagged[2] == ["road", "trip"]
+    assert tagged[OUTSIDE] == ["add", "to", "my", "play", "##list"]
+
+
+def test_entity_tags_are_cut_with_the_token_ids():
+    text = "rain in Oslo " * 20
+    tags = tokenizer().entity_tags(
+        text, [{"start": 8, "end": 12, "entity": "city"}], {"city": 1}, 8
+    )
+    assert tags == [UNTAGGED, OUTSIDE, OUTSIDE, 1, OUTSIDE, OUTSIDE, OUTSIDE, UNTAGGED]
+
+
+def test_spans_off_word_piece_boundaries_or_overlapping_give_no_tags():
+    tag_of = {"city": 1}
+    assert (
+        tokenizer().entity_tags(
+            "rain in Oslo", [{"start": 9, "end": 12, "entity": "city"}], tag_of, 64
+        )
+        is None
+    )
+    overlapping = [
+        {"start": 0, "end": 7, "entity": "city"},
+        {"start": 5, "end": 12, "entity": "city"},
+    ]
+    assert tokenizer().entity_tags("rain in Oslo", overlapping, tag_of, 64) is None
+    beyond = [{"start": 8, "end": 40, "entity": "city"}]
+    assert tokenizer().entity_tags("rain in Oslo", beyond, tag_of, 64) is None

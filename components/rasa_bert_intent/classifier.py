@@ -5,7 +5,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -18,13 +18,21 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers import LABEL_RANKING_LENGTH
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.exceptions import InvalidConfigException, RasaException
-from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import (
+    ENTITIES,
+    ENTITY_ATTRIBUTE_END,
+    ENTITY_ATTRIBUTE_START,
+    ENTITY_ATTRIBUTE_TYPE,
+    INTENT,
+    INTENT_RANKING_KEY,
+    TEXT,
+)
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from rasa.utils.tensorflow.constants import RANKING_LENGTH
 
 from rasa_bert_intent import encoder as encoders
-from rasa_bert_intent.model import POOLINGS, IntentModel
+from rasa_bert_intent.model import POOLINGS, IntentModel, IntentNetwork
 from rasa_bert_intent.predictor import IntentPredictor
 from rasa_bert_intent.tokenization import WordPieceTokenizer
 
@@ -71,6 +79,12 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             "batch_size": 32,
             # Adam's initial learning rate, falling linearly to 0 over training.
             "learning_rate": 1e-4,
+            # Share of the target probability spread evenly over all intents in training;
+            # 0 trains on one-hot targets.
+            "label_smoothing": 0.0,
+            # Weight of a second training target, tagging each word piece with the entity
+            # annotated on it in the NLU data; 0 ignores entities. Only intents are predicted.
+            "entity_loss_weight": 0.0,
             # Dropout rate before and after the dense tanh layer of the head.
             "dropout": 0.1,
             # Sentence vector: "mean" over the real tokens, or the "cls" token's vector.
@@ -135,8 +149,13 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             raise cls._invalid(config, "num_layers", "must be a whole number of at least 1 or null")
         if not is_number(config.get("learning_rate")) or not 0 < config["learning_rate"] < 1:
             raise cls._invalid(config, "learning_rate", "must be a number between 0 and 1")
-        if not is_number(config.get("dropout")) or not 0 <= config["dropout"] < 1:
-            raise cls._invalid(config, "dropout", "must be a number from 0 up to, not including, 1")
+        if not is_number(config.get("entity_loss_weight")) or config["entity_loss_weight"] < 0:
+            raise cls._invalid(config, "entity_loss_weight", "must be a number of at least 0")
+        for setting in ("dropout", "label_smoothing"):
+            if not is_number(config.get(setting)) or not 0 <= config[setting] < 1:
+                raise cls._invalid(
+                    config, setting, "must be a number from 0 up to, not including, 1"
+                )
         if config.get("lower_case") not in (None, True, False):
             raise cls._invalid(
                 config, "lower_case", "must be true, false or null (follow the model)"
@@ -216,13 +235,15 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         tf.keras.utils.set_random_seed(self.config["random_seed"])
         self.intents = intents
         self.tokenizer = WordPieceTokenizer(pretrained.vocab_file, pretrained.do_lower_case)
-        model = IntentModel(
+        entity_tag_lists, num_entity_tags = self._entity_tags(examples, max_seq_len)
+        network = IntentNetwork(
             bert_config,
             len(self.intents),
             self.config["dropout"],
             self.config["pooling"],
-            max_seq_len,
+            num_entity_tags,
         )
+        model = IntentModel(network, max_seq_len)
         try:
             not_pretrained = pretrained.load_into(model.network)
         except ValueError as error:
@@ -237,15 +258,44 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         model.train(
             [self.tokenizer.token_ids(e.get(TEXT), max_seq_len) for e in examples],
             [label_of[e.get(INTENT)] for e in examples],
+            entity_tag_lists,
+            entity_loss_weight=self.config["entity_loss_weight"],
             epochs=self.config["epochs"],
             batch_size=self.config["batch_size"],
             learning_rate=self.config["learning_rate"],
+            label_smoothing=self.config["label_smoothing"],
             seed=self.config["random_seed"],
             show_progress=not rasa.shared.utils.io.is_logging_disabled(),
         )
         self.predictor = IntentPredictor(model.to_tflite(), max_seq_len)
         self.persist(pretrained)
         return self._resource
+
+    def _entity_tags(
+        self, examples: List[Message], max_seq_len: int
+    ) -> Tuple[List[Optional[List[int]]], int]:
+        """Each example's word-piece entity tags (None: untagged) and the number of tags."""
+        if self.config["entity_loss_weight"] == 0:
+            return [None] * len(examples), 0
+        spans = [
+            [
+                entity
+                for entity in example.get(ENTITIES) or []
+                if isinstance(entity.get(ENTITY_ATTRIBUTE_START), int)
+                and isinstance(entity.get(ENTITY_ATTRIBUTE_END), int)
+                and isinstance(entity.get(ENTITY_ATTRIBUTE_TYPE), str)
+            ]
+            for example in examples
+        ]
+        entity_types = sorted({e[ENTITY_ATTRIBUTE_TYPE] for entities in spans for e in entities})
+        if not entity_types:
+            return [None] * len(examples), 0
+        tag_of = {entity_type: tag for tag, entity_type in enumerate(entity_types, start=1)}
+        tag_lists = [
+            self.tokenizer.entity_tags(example.get(TEXT), entities, tag_of, max_seq_len)
+            for example, entities in zip(examples, spans)
+        ]
+        return tag_lists, 1 + len(entity_types)
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Sets `intent` and `intent_ranking` on each message."""

@@ -1,7 +1,7 @@
 """The Keras intent classifier: a fine-tuned BERT encoder with the article's head."""
 
 import logging
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from rasa_bert_intent.encoder import bert_layer_params
 from rasa_bert_intent.quiet import quiet_bert_import
-from rasa_bert_intent.tokenization import PAD_ID, length_batches, pad
+from rasa_bert_intent.tokenization import PAD_ID, UNTAGGED, length_batches, pad
 
 with quiet_bert_import():
     from bert import BertModelLayer
@@ -24,9 +24,20 @@ PROBABILITIES = "probabilities"
 
 
 class IntentNetwork(tf.keras.Model):
-    """BERT, a pooled sentence vector, dropout, a dense tanh layer, dropout, intent logits."""
+    """BERT, a pooled sentence vector, dropout, a dense tanh layer, dropout, intent logits.
 
-    def __init__(self, bert_config: Dict, num_intents: int, dropout: float, pooling: str) -> None:
+    With `num_entity_tags`, a second head tags each word piece with an entity type: a
+    training target only (the joint intent and slot models of the SNIPS literature).
+    """
+
+    def __init__(
+        self,
+        bert_config: Dict,
+        num_intents: int,
+        dropout: float,
+        pooling: str,
+        num_entity_tags: int = 0,
+    ) -> None:
         """Creates the layers; `build_for_any_length` creates their weights."""
         super().__init__(name="intent_network")
         self.pooling = pooling
@@ -36,13 +47,30 @@ class IntentNetwork(tf.keras.Model):
         self.dense = tf.keras.layers.Dense(hidden_size, activation="tanh", name="dense")
         self.dense_dropout = tf.keras.layers.Dropout(dropout, name="dense_dropout")
         self.logits = tf.keras.layers.Dense(num_intents, name="logits")
+        self.entity_tag_dropout = tf.keras.layers.Dropout(dropout, name="entity_tag_dropout")
+        self.entity_tag_logits = (
+            tf.keras.layers.Dense(num_entity_tags, name="entity_tag_logits")
+            if num_entity_tags
+            else None
+        )
 
     def call(self, token_ids: tf.Tensor, training: bool = False) -> tf.Tensor:
         """Intent logits for a `[batch, length]` batch of token ids."""
+        return self.intent_and_entity_tag_logits(token_ids, training)[0]
+
+    def intent_and_entity_tag_logits(
+        self, token_ids: tf.Tensor, training: bool
+    ) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
+        """Intent logits `[batch, intents]` and, with a tagging head, `[batch, length, tags]`."""
         is_token = tf.not_equal(token_ids, PAD_ID)
         hidden = self.bert.encoders_layer(
             self._embeddings(token_ids, training), mask=is_token, training=training
         )
+        entity_tag_logits = None
+        if self.entity_tag_logits is not None:
+            entity_tag_logits = self.entity_tag_logits(
+                self.entity_tag_dropout(hidden, training=training)
+            )
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         else:
@@ -50,7 +78,7 @@ class IntentNetwork(tf.keras.Model):
             pooled = tf.reduce_sum(hidden * weights, axis=1) / tf.reduce_sum(weights, axis=1)
         pooled = self.pooled_dropout(pooled, training=training)
         dense = self.dense_dropout(self.dense(pooled), training=training)
-        return self.logits(dense)
+        return self.logits(dense), entity_tag_logits
 
     def _embeddings(self, token_ids: tf.Tensor, training: bool) -> tf.Tensor:
         """What bert-for-tf2's embeddings layer computes, with the length read at run time.
@@ -73,7 +101,7 @@ class IntentNetwork(tf.keras.Model):
         """
         token_ids = tf.zeros((1, 8), dtype=tf.int32)
         self.bert([token_ids, token_ids])  # creates the encoder's weights under its own name
-        self(token_ids)
+        self.intent_and_entity_tag_logits(token_ids, training=False)
         for layer in self.submodules:
             if isinstance(layer, tf.keras.layers.Layer):
                 layer.input_spec = None
@@ -105,28 +133,43 @@ def _encoder_weight_name(weight: tf.Variable) -> str:
     return name.split(f"{BERT_LAYER_NAME}/", 1)[1]
 
 
+def _entity_tag_loss(entity_tags: tf.Tensor, tag_logits: tf.Tensor) -> tf.Tensor:
+    """Mean cross-entropy over the tagged word pieces; 0 when the batch has none."""
+    is_tagged = tf.not_equal(entity_tags, UNTAGGED)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        tf.where(is_tagged, entity_tags, 0), tag_logits
+    )
+    weights = tf.cast(is_tagged, losses.dtype)
+    return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
 class IntentModel:
     """Trains an `IntentNetwork` in length buckets, with one traced function per bucket."""
 
-    def __init__(
-        self, bert_config: Dict, num_intents: int, dropout: float, pooling: str, max_seq_len: int
-    ) -> None:
-        """Builds the network with freshly initialised weights."""
+    def __init__(self, network: IntentNetwork, max_seq_len: int) -> None:
+        """Builds the network's weights, freshly initialised."""
         self.max_seq_len = max_seq_len
-        self.network = IntentNetwork(bert_config, num_intents, dropout, pooling)
+        self.network = network
         self.network.build_for_any_length()
 
     def train(
         self,
         token_id_lists: Sequence[Sequence[int]],
         labels: Sequence[int],
+        entity_tag_lists: Sequence[Optional[Sequence[int]]],
+        entity_loss_weight: float,
         epochs: int,
         batch_size: int,
         learning_rate: float,
+        label_smoothing: float,
         seed: int,
         show_progress: bool,
     ) -> None:
-        """Fine-tunes the whole network with Adam, the learning rate falling linearly to 0."""
+        """Fine-tunes the whole network with Adam, the learning rate falling linearly to 0.
+
+        The loss is the intent loss plus `entity_loss_weight` times the mean tagging loss over
+        the word pieces of `entity_tag_lists`; a None tag list leaves its example untagged.
+        """
         rng = np.random.default_rng(seed)
         labels = np.asarray(labels, dtype=np.int32)
         steps_per_epoch = len(length_batches(token_id_lists, batch_size, self.max_seq_len))
@@ -142,9 +185,12 @@ class IntentModel:
             total_loss, correct, seen = 0.0, 0, 0
             for length, rows in length_batches(token_id_lists, batch_size, self.max_seq_len, rng):
                 if length not in train_steps:
-                    train_steps[length] = self._train_step(optimizer, length)
+                    train_steps[length] = self._train_step(
+                        optimizer, label_smoothing, entity_loss_weight, length
+                    )
                 batch = pad([token_id_lists[row] for row in rows], length)
-                loss, batch_correct = train_steps[length](batch, labels[rows])
+                tags = pad([entity_tag_lists[row] or [] for row in rows], length, UNTAGGED)
+                loss, batch_correct = train_steps[length](batch, labels[rows], tags)
                 total_loss += float(loss) * len(rows)
                 correct += int(batch_correct)
                 seen += len(rows)
@@ -154,20 +200,32 @@ class IntentModel:
             )
         progress.close()
 
-    def _train_step(self, optimizer: tf.keras.optimizers.Optimizer, length: int) -> Callable:
+    def _train_step(
+        self,
+        optimizer: tf.keras.optimizers.Optimizer,
+        label_smoothing: float,
+        entity_loss_weight: float,
+        length: int,
+    ) -> Callable:
         network = self.network
-        loss_function = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        # The sparse loss has no label smoothing in TensorFlow 2.12, hence the one-hot labels.
+        loss_function = tf.keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=label_smoothing
+        )
 
         @tf.function(
             input_signature=[
                 tf.TensorSpec([None, length], tf.int32),
                 tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([None, length], tf.int32),
             ]
         )
-        def train_step(token_ids: tf.Tensor, labels: tf.Tensor):
+        def train_step(token_ids: tf.Tensor, labels: tf.Tensor, entity_tags: tf.Tensor):
             with tf.GradientTape() as tape:
-                logits = network(token_ids, training=True)
-                loss = loss_function(labels, logits)
+                logits, tag_logits = network.intent_and_entity_tag_logits(token_ids, True)
+                loss = loss_function(tf.one_hot(labels, tf.shape(logits)[-1]), logits)
+                if tag_logits is not None and entity_loss_weight > 0:
+                    loss += entity_loss_weight * _entity_tag_loss(entity_tags, tag_logits)
             gradients = tape.gradient(loss, network.trainable_variables)
             optimizer.apply_gradients(zip(gradients, network.trainable_variables))
             predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)

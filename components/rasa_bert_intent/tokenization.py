@@ -14,6 +14,8 @@ with quiet_bert_import():
 # one compiled function serves each length bucket instead of one per length.
 LENGTH_BUCKET = 8
 PAD_ID = 0  # `[PAD]` in every BERT vocabulary; the encoder masks this id
+OUTSIDE = 0  # the tag of a word piece in no entity
+UNTAGGED = -1  # the tag of a position the tagging loss ignores: [CLS], [SEP], padding
 
 
 class WordPieceTokenizer:
@@ -32,6 +34,33 @@ class WordPieceTokenizer:
             *self._tokenizer.convert_tokens_to_ids(pieces),
             self._sep_id,
         ]
+
+    def entity_tags(
+        self, text: str, entities: Sequence[Dict], tag_of: Dict[str, int], max_seq_len: int
+    ) -> Optional[List[int]]:
+        """One tag per token id of `token_ids(text)`: `tag_of` an entity's type, or OUTSIDE.
+
+        Entities are Rasa's `{"start", "end", "entity"}` character spans. None when a span
+        does not fall on word-piece boundaries (or spans overlap), so the pieces of the
+        spans tokenized one by one differ from those of the whole text.
+        """
+        text = text or ""
+        pieces, tags, position = [], [], 0
+        for entity in sorted(entities, key=lambda entity: entity["start"]):
+            start, end = entity["start"], entity["end"]
+            if not position <= start < end <= len(text):
+                return None
+            before = self._tokenizer.tokenize(text[position:start])
+            inside = self._tokenizer.tokenize(text[start:end])
+            pieces += before + inside
+            tags += [OUTSIDE] * len(before) + [tag_of[entity["entity"]]] * len(inside)
+            position = end
+        after = self._tokenizer.tokenize(text[position:])
+        pieces += after
+        tags += [OUTSIDE] * len(after)
+        if pieces != self._tokenizer.tokenize(text):
+            return None
+        return [UNTAGGED, *tags[: max_seq_len - 2], UNTAGGED]
 
 
 def bucket_length(length: int, max_seq_len: int) -> int:
@@ -67,9 +96,9 @@ def length_batches(
     return batches
 
 
-def pad(token_id_lists: Sequence[Sequence[int]], length: int) -> np.ndarray:
-    """A `[batch, length]` int32 array of the token ids, padded with `[PAD]`."""
-    batch = np.full((len(token_id_lists), length), PAD_ID, dtype=np.int32)
+def pad(token_id_lists: Sequence[Sequence[int]], length: int, value: int = PAD_ID) -> np.ndarray:
+    """A `[batch, length]` int32 array of the token ids (or tags), padded with `value`."""
+    batch = np.full((len(token_id_lists), length), value, dtype=np.int32)
     for row, token_ids in enumerate(token_id_lists):
         batch[row, : len(token_ids)] = token_ids
     return batch
