@@ -77,14 +77,16 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             "epochs": 2,
             # Messages per training batch.
             "batch_size": 32,
-            # Adam's initial learning rate, falling linearly to 0 over training.
-            "learning_rate": 1e-4,
+            # Adam's initial learning rate, falling linearly to 0 over training. Chosen on the
+            # SNIPS dev split from 5e-5, 1e-4, 2e-4 and 3e-4.
+            "learning_rate": 3e-4,
             # Share of the target probability spread evenly over all intents in training;
             # 0 trains on one-hot targets.
             "label_smoothing": 0.0,
             # Weight of a second training target, tagging each word piece with the entity
             # annotated on it in the NLU data; 0 ignores entities. Only intents are predicted.
-            "entity_loss_weight": 0.0,
+            # 1.0 (the joint intent and slot models' sum of losses) lowered the SNIPS dev loss.
+            "entity_loss_weight": 1.0,
             # Dropout rate before and after the dense tanh layer of the head.
             "dropout": 0.1,
             # Sentence vector: "mean" over the real tokens, or the "cls" token's vector.
