@@ -6,8 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from small_assistant import EXAMPLES as NLU_EXAMPLES
-from small_assistant import nlu_yaml
+from small_assistant import EXAMPLES as NLU_EXAMPLES, nlu_yaml
 from rasa.engine.storage.resource import Resource
 from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
 from rasa.nlu.classifiers.classifier import IntentClassifier

@@ -58,9 +58,8 @@ def test_the_entity_tagging_head_learns_its_tags_and_stays_out_of_the_export():
     model = tiny_model(num_entity_tags=3)
     # Tag 1 or 2 by the word's parity, so that the head has something to learn.
     tags = [[UNTAGGED, *[1 + word % 2 for word in ids[1:-1]], UNTAGGED] for ids in TOKEN_ID_LISTS]
-    tag_logits_before = model.network.intent_and_entity_tag_logits(pad(TOKEN_ID_LISTS, 24), False)[
-        1
-    ]
+    batch, expected = pad(TOKEN_ID_LISTS, 24), pad(tags, 24, UNTAGGED)
+    _, tag_logits_before = model.network.intent_and_entity_tag_logits(batch, False)
     model.train(
         TOKEN_ID_LISTS,
         [0, 1, 2, 0],
@@ -73,8 +72,8 @@ def test_the_entity_tagging_head_learns_its_tags_and_stays_out_of_the_export():
         seed=0,
         show_progress=False,
     )
-    batch, expected = pad(TOKEN_ID_LISTS, 24), pad(tags, 24, UNTAGGED)
-    tag_logits = model.network.intent_and_entity_tag_logits(batch, False)[1].numpy()
+    _, tag_logits = model.network.intent_and_entity_tag_logits(batch, False)
+    tag_logits = tag_logits.numpy()
     is_tagged = expected != UNTAGGED
     assert (tag_logits.argmax(-1)[is_tagged] == expected[is_tagged]).all()
     assert not np.allclose(tag_logits, tag_logits_before)
