@@ -87,7 +87,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             # annotated on it in the NLU data; 0 ignores entities. Only intents are predicted.
             # 1.0 (the joint intent and slot models' sum of losses) lowered the SNIPS dev loss.
             "entity_loss_weight": 1.0,
-            # Dropout rate before and after the dense tanh layer of the head.
+            # Dropout rate before and after the dense tanh layer, and before the tagging head.
             "dropout": 0.1,
             # Sentence vector: "mean" over the real tokens, or the "cls" token's vector.
             "pooling": "mean",
