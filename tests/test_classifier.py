@@ -237,6 +237,7 @@ def test_damaged_model_files_give_an_error_naming_component_and_file(trained, fi
         ("entity_loss_weight", None),
         ("pooling", "max"),
         ("lower_case", "yes"),
+        ("train_word_embeddings", "no"),
         ("ranking_length", -1),
         ("random_seed", None),
         ("model", "/no/such/folder"),

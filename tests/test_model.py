@@ -1,6 +1,7 @@
 """The Keras network's own embeddings and its TensorFlow Lite export."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from bert_reference import TINY_CONFIG, TINY_VOCAB
 
@@ -22,12 +23,32 @@ def message(length: int) -> list:
 TOKEN_ID_LISTS = [message(3), message(5), message(9), message(MAX_SEQ_LEN)]
 
 
-def tiny_model(num_entity_tags: int = 0) -> IntentModel:
+def tiny_model(num_entity_tags: int = 0, train_word_embeddings: bool = True) -> IntentModel:
     tf.keras.utils.set_random_seed(3)
     network = IntentNetwork(
-        TINY_CONFIG, num_intents=3, dropout=0.1, pooling="mean", num_entity_tags=num_entity_tags
+        TINY_CONFIG,
+        num_intents=3,
+        dropout=0.1,
+        pooling="mean",
+        num_entity_tags=num_entity_tags,
+        train_word_embeddings=train_word_embeddings,
     )
     return IntentModel(network, MAX_SEQ_LEN)
+
+
+def train(model: IntentModel, tags: list, epochs: int) -> None:
+    model.train(
+        TOKEN_ID_LISTS,
+        [0, 1, 2, 0],
+        tags,
+        entity_loss_weight=1.0,
+        epochs=epochs,
+        batch_size=4,
+        learning_rate=1e-2,
+        label_smoothing=0.0,
+        seed=0,
+        show_progress=False,
+    )
 
 
 def test_the_networks_embeddings_give_what_the_bert_layer_gives():
@@ -60,18 +81,7 @@ def test_the_entity_tagging_head_learns_its_tags_and_stays_out_of_the_export():
     tags = [[UNTAGGED, *[1 + word % 2 for word in ids[1:-1]], UNTAGGED] for ids in TOKEN_ID_LISTS]
     batch, expected = pad(TOKEN_ID_LISTS, 24), pad(tags, 24, UNTAGGED)
     _, tag_logits_before = model.network.intent_and_entity_tag_logits(batch, False)
-    model.train(
-        TOKEN_ID_LISTS,
-        [0, 1, 2, 0],
-        tags,
-        entity_loss_weight=1.0,
-        epochs=40,
-        batch_size=4,
-        learning_rate=1e-2,
-        label_smoothing=0.0,
-        seed=0,
-        show_progress=False,
-    )
+    train(model, tags, epochs=40)
     _, tag_logits = model.network.intent_and_entity_tag_logits(batch, False)
     tag_logits = tag_logits.numpy()
     is_tagged = expected != UNTAGGED
@@ -79,3 +89,14 @@ def test_the_entity_tagging_head_learns_its_tags_and_stays_out_of_the_export():
     assert not np.allclose(tag_logits, tag_logits_before)
     predictor = IntentPredictor(model.to_tflite(), MAX_SEQ_LEN)
     assert predictor.predict(TOKEN_ID_LISTS).shape == (4, 3)
+
+
+@pytest.mark.parametrize("train_word_embeddings", [True, False])
+def test_the_word_embeddings_are_fine_tuned_only_when_asked(train_word_embeddings):
+    model = tiny_model(train_word_embeddings=train_word_embeddings)
+    word_embeddings = model.network.bert.embeddings_layer.word_embeddings_layer.weights[0]
+    dense_kernel = model.network.dense.kernel
+    words_before, dense_before = word_embeddings.numpy(), dense_kernel.numpy()
+    train(model, [None] * len(TOKEN_ID_LISTS), epochs=2)
+    assert np.array_equal(word_embeddings.numpy(), words_before) != train_word_embeddings
+    assert not np.allclose(dense_kernel.numpy(), dense_before)

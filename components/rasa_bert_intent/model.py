@@ -37,11 +37,13 @@ class IntentNetwork(tf.keras.Model):
         dropout: float,
         pooling: str,
         num_entity_tags: int = 0,
+        train_word_embeddings: bool = True,
     ) -> None:
         """Creates the layers; `build_for_any_length` creates their weights."""
         super().__init__(name="intent_network")
         self.pooling = pooling
         self.bert = BertModelLayer.from_params(bert_layer_params(bert_config), name=BERT_LAYER_NAME)
+        self.train_word_embeddings = train_word_embeddings
         hidden_size = int(bert_config["hidden_size"])
         self.pooled_dropout = tf.keras.layers.Dropout(dropout, name="pooled_dropout")
         self.dense = tf.keras.layers.Dense(hidden_size, activation="tanh", name="dense")
@@ -101,6 +103,7 @@ class IntentNetwork(tf.keras.Model):
         """
         token_ids = tf.zeros((1, 8), dtype=tf.int32)
         self.bert([token_ids, token_ids])  # creates the encoder's weights under its own name
+        self.bert.embeddings_layer.word_embeddings_layer.trainable = self.train_word_embeddings
         self.intent_and_entity_tag_logits(token_ids, training=False)
         for layer in self.submodules:
             if isinstance(layer, tf.keras.layers.Layer):
