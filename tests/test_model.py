@@ -1,4 +1,4 @@
-"""The Keras network's own embeddings and its TensorFlow Lite export."""
+"""The Keras network: its own embeddings, what training changes, its TensorFlow Lite export."""
 
 import numpy as np
 import pytest
