@@ -168,7 +168,7 @@ class IntentModel:
         seed: int,
         show_progress: bool,
     ) -> None:
-        """Fine-tunes the whole network with Adam, the learning rate falling linearly to 0.
+        """Fine-tunes the network's trainable weights with Adam, the rate falling linearly to 0.
 
         The loss is the intent loss plus `entity_loss_weight` times the mean tagging loss over
         the word pieces of `entity_tag_lists`; a None tag list leaves its example untagged.
