@@ -1,5 +1,7 @@
 """BERT WordPiece tokenization of raw message text into padded token id batches."""
 
+import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -8,59 +10,118 @@ import numpy as np
 from rasa_bert_intent.quiet import quiet_bert_import
 
 with quiet_bert_import():
-    from bert.tokenization.bert_tokenization import FullTokenizer
+    from bert.tokenization.bert_tokenization import (
+        FullTokenizer,
+        _is_control,
+        _is_punctuation,
+        _is_whitespace,
+    )
 
 # Batches are padded to their longest sequence rounded up to a multiple of this, so that
 # one compiled function serves each length bucket instead of one per length.
 LENGTH_BUCKET = 8
 PAD_ID = 0  # `[PAD]` in every BERT vocabulary; the encoder masks this id
-OUTSIDE = 0  # the tag of a word piece in no entity
-UNTAGGED = -1  # the tag of a position the tagging loss ignores: [CLS], [SEP], padding
+UNTAGGED = -1  # the tag of a position the tagging loss ignores: all but each word's first piece
+
+
+@dataclass
+class Encoding:
+    """One text as the encoder sees it, and the words its word pieces come from."""
+
+    token_ids: List[int]  # [CLS], the word pieces, [SEP]
+    words: List[Tuple[int, int]]  # (start, end) character offsets of each word in the text
+    first_pieces: List[int]  # index in token_ids of each word's first piece; words cut off have none
 
 
 class WordPieceTokenizer:
-    """Turns texts into `[CLS] … [SEP]` token ids of a BERT vocabulary."""
+    """Turns texts into `[CLS] … [SEP]` token ids of a BERT vocabulary, keeping word offsets."""
 
     def __init__(self, vocab_file: Union[str, Path], do_lower_case: bool) -> None:
         """Loads the vocabulary."""
         self._tokenizer = FullTokenizer(str(vocab_file), do_lower_case=do_lower_case)
+        self._do_lower_case = do_lower_case
+        self._is_cjk = self._tokenizer.basic_tokenizer._is_chinese_char
         self._cls_id, self._sep_id = self._tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]"])
 
     def token_ids(self, text: str, max_seq_len: int) -> List[int]:
         """Token ids of one text, truncated to `max_seq_len` including `[CLS]` and `[SEP]`."""
-        pieces = self._tokenizer.tokenize(text or "")[: max_seq_len - 2]
-        return [
+        return self.encode(text, max_seq_len).token_ids
+
+    def encode(self, text: str, max_seq_len: int) -> Encoding:
+        """The token ids of `text` and its words; the ids are `FullTokenizer`'s, word by word."""
+        text = text or ""
+        words = self.words(text)
+        pieces: List[str] = []
+        first_pieces = []
+        for start, end in words:
+            word_pieces = self._tokenizer.tokenize(text[start:end])
+            if len(pieces) + len(word_pieces) > max_seq_len - 2:
+                pieces += word_pieces  # cut below; the word gets no first piece
+                break
+            first_pieces.append(1 + len(pieces))
+            pieces += word_pieces
+        token_ids = [
             self._cls_id,
-            *self._tokenizer.convert_tokens_to_ids(pieces),
+            *self._tokenizer.convert_tokens_to_ids(pieces[: max_seq_len - 2]),
             self._sep_id,
         ]
+        return Encoding(token_ids, words[: len(first_pieces)], first_pieces)
 
-    def entity_tags(
-        self, text: str, entities: Sequence[Dict], tag_of: Dict[str, int], max_seq_len: int
-    ) -> Optional[List[int]]:
-        """One tag per token id of `token_ids(text)`: `tag_of` an entity's type, or OUTSIDE.
+    def words(self, text: str) -> List[Tuple[int, int]]:
+        """Character spans of the words of BERT's basic tokenizer, in the original text.
 
-        Entities are Rasa's `{"start", "end", "entity"}` character spans. None when a span
-        does not fall on word-piece boundaries (or spans overlap), so the pieces of the
-        spans tokenized one by one differ from those of the whole text.
+        Whitespace ends a word; each punctuation mark and each CJK character is a word of
+        its own (judged after lower-casing and accent stripping, as the tokenizer judges
+        them). Characters the tokenizer drops (control characters, combining accents)
+        stay inside the word around them but never start one.
         """
-        text = text or ""
-        pieces, tags, position = [], [], 0
-        for entity in sorted(entities, key=lambda entity: entity["start"]):
-            start, end = entity["start"], entity["end"]
-            if not position <= start < end <= len(text):
-                return None
-            before = self._tokenizer.tokenize(text[position:start])
-            inside = self._tokenizer.tokenize(text[start:end])
-            pieces += before + inside
-            tags += [OUTSIDE] * len(before) + [tag_of[entity["entity"]]] * len(inside)
-            position = end
-        after = self._tokenizer.tokenize(text[position:])
-        pieces += after
-        tags += [OUTSIDE] * len(after)
-        if pieces != self._tokenizer.tokenize(text):
-            return None
-        return [UNTAGGED, *tags[: max_seq_len - 2], UNTAGGED]
+        spans: List[Tuple[int, int]] = []
+        start = None  # of the word being read
+        for position, char in enumerate(text):
+            if _is_whitespace(char):
+                kind = "space"
+            elif ord(char) in (0, 0xFFFD) or _is_control(char):
+                kind = "dropped"
+            elif self._is_cjk(ord(char)):
+                kind = "alone"
+            else:
+                normalised = self._normalise(char)
+                if not normalised:
+                    kind = "dropped"
+                elif any(_is_punctuation(c) for c in normalised):
+                    kind = "alone"
+                else:
+                    kind = "letter"
+            if kind == "dropped":
+                continue
+            if kind != "letter" or start is None:
+                if start is not None:
+                    spans.append((start, self._end_of_word(text, position)))
+                    start = None
+                if kind == "alone":
+                    spans.append((position, position + 1))
+                elif kind == "letter":
+                    start = position
+        if start is not None:
+            spans.append((start, self._end_of_word(text, len(text))))
+        return spans
+
+    def _normalise(self, char: str) -> str:
+        if not self._do_lower_case:
+            return char
+        decomposed = unicodedata.normalize("NFD", char.lower())
+        return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+
+    def _end_of_word(self, text: str, position: int) -> int:
+        """The end of a word read up to `position`, without dropped characters after it."""
+        end = position
+        while end > 0 and (
+            _is_whitespace(text[end - 1])
+            or ord(text[end - 1]) in (0, 0xFFFD)
+            or _is_control(text[end - 1])
+        ):
+            end -= 1
+        return end
 
 
 def bucket_length(length: int, max_seq_len: int) -> int:

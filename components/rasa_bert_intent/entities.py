@@ -1,0 +1,156 @@
+"""Entities as BIO tags over words, and tags predicted for words back into Rasa entities.
+
+A label is an entity type with its role and group, if any: one combined label per word. Tag 0
+is outside any entity; label k has the tags 2k + 1 (B, the entity's first word) and 2k + 2
+(I, each word after it), so two adjacent entities of one type stay apart.
+"""
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from rasa.shared.nlu.constants import (
+    ENTITY_ATTRIBUTE_END,
+    ENTITY_ATTRIBUTE_GROUP,
+    ENTITY_ATTRIBUTE_ROLE,
+    ENTITY_ATTRIBUTE_START,
+    ENTITY_ATTRIBUTE_TYPE,
+    ENTITY_ATTRIBUTE_VALUE,
+)
+from rasa.nlu.constants import ENTITY_ATTRIBUTE_CONFIDENCE_TYPE
+
+from rasa_bert_intent.tokenization import UNTAGGED
+
+OUTSIDE = 0
+# (entity type, role, group); role and group are None where the training data has none.
+Label = Tuple[str, Optional[str], Optional[str]]
+
+
+def label_of(entity: Dict[str, Any]) -> Optional[Label]:
+    """The label of a Rasa entity; None if it has no type or no character span."""
+    if not (
+        isinstance(entity.get(ENTITY_ATTRIBUTE_TYPE), str)
+        and isinstance(entity.get(ENTITY_ATTRIBUTE_START), int)
+        and isinstance(entity.get(ENTITY_ATTRIBUTE_END), int)
+    ):
+        return None
+    return (
+        entity[ENTITY_ATTRIBUTE_TYPE],
+        entity.get(ENTITY_ATTRIBUTE_ROLE),
+        entity.get(ENTITY_ATTRIBUTE_GROUP),
+    )
+
+
+def num_tags(labels: Sequence[Label]) -> int:
+    """Outside, and B and I for each label."""
+    return 1 + 2 * len(labels)
+
+
+def word_tags(
+    words: Sequence[Tuple[int, int]],
+    entities: Sequence[Dict[str, Any]],
+    labels: Sequence[Label],
+) -> Optional[List[int]]:
+    """One BIO tag per word; None if an entity does not start and end on word boundaries,
+    overlaps another, or covers no word."""
+    index_of = {label: index for index, label in enumerate(labels)}
+    starts = {start: word for word, (start, _end) in enumerate(words)}
+    ends = {end: word for word, (_start, end) in enumerate(words)}
+    tags = [OUTSIDE] * len(words)
+    for entity in entities:
+        first = starts.get(entity[ENTITY_ATTRIBUTE_START])
+        last = ends.get(entity[ENTITY_ATTRIBUTE_END])
+        if first is None or last is None or last < first:
+            return None
+        if any(tag != OUTSIDE for tag in tags[first : last + 1]):
+            return None
+        label = index_of[label_of(entity)]
+        tags[first] = 2 * label + 1
+        tags[first + 1 : last + 1] = [2 * label + 2] * (last - first)
+    return tags
+
+
+def best_tags(
+    tag_probabilities: np.ndarray, transitions: Optional[np.ndarray] = None
+) -> np.ndarray:
+    """The best valid BIO tag sequence of `[words, tags]` probabilities (Viterbi).
+
+    Valid: an I tag only follows the B or I of its own label; taking each word's most
+    likely tag alone broke an entity in two on 5% of the SNIPS dev queries. A path scores
+    the sum of its log probabilities and of its CRF `transitions[previous, tag]`, if any:
+    the log probabilities differ from the CRF's logits by one constant per word, which
+    leaves the best path unchanged.
+    """
+    num_words, num_tags_ = tag_probabilities.shape
+    if num_words == 0:
+        return np.zeros(0, dtype=int)
+    scores = np.log(np.maximum(tag_probabilities.astype(np.float64), 1e-12))
+    is_inside = (np.arange(num_tags_) % 2 == 0) & (np.arange(num_tags_) > 0)
+    # allowed[previous, tag]: O and B follow anything; I follows its label's B or I.
+    allowed = np.ones((num_tags_, num_tags_), dtype=bool)
+    allowed[:, is_inside] = False
+    for inside in np.flatnonzero(is_inside):
+        allowed[[inside - 1, inside], inside] = True
+    transition = np.where(allowed, 0.0 if transitions is None else transitions, -np.inf)
+    best = np.where(is_inside, -np.inf, scores[0])
+    backpointers = np.zeros((num_words, num_tags_), dtype=int)
+    for word in range(1, num_words):
+        candidates = best[:, None] + transition
+        backpointers[word] = np.argmax(candidates, axis=0)
+        best = candidates[backpointers[word], np.arange(num_tags_)] + scores[word]
+    tags = np.zeros(num_words, dtype=int)
+    tags[-1] = int(np.argmax(best))
+    for word in range(num_words - 1, 0, -1):
+        tags[word - 1] = backpointers[word, tags[word]]
+    return tags
+
+
+def decode(
+    text: str,
+    words: Sequence[Tuple[int, int]],
+    tag_probabilities: np.ndarray,
+    labels: Sequence[Label],
+    transitions: Optional[np.ndarray] = None,
+) -> List[Dict[str, Any]]:
+    """Rasa entities of whole words from `[words, tags]` probabilities (`best_tags`).
+
+    An entity's confidence is that of its least certain word, as Rasa's extractors report it.
+    """
+    entities: List[Dict[str, Any]] = []
+    tags = best_tags(np.asarray(tag_probabilities)[: len(words)], transitions)
+    for (start, end), probabilities, tag in zip(words, tag_probabilities, tags):
+        if tag == OUTSIDE:
+            continue
+        confidence = float(probabilities[tag])
+        if tag % 2 == 0:  # I: best_tags puts it only after its label's B or I
+            entity = entities[-1]
+            entity[ENTITY_ATTRIBUTE_END] = end
+            entity[ENTITY_ATTRIBUTE_CONFIDENCE_TYPE] = min(
+                entity[ENTITY_ATTRIBUTE_CONFIDENCE_TYPE], confidence
+            )
+            continue
+        entity_type, role, group = labels[(tag - 1) // 2]
+        entity = {
+            ENTITY_ATTRIBUTE_TYPE: entity_type,
+            ENTITY_ATTRIBUTE_START: start,
+            ENTITY_ATTRIBUTE_END: end,
+            ENTITY_ATTRIBUTE_CONFIDENCE_TYPE: confidence,
+        }
+        if role is not None:
+            entity[ENTITY_ATTRIBUTE_ROLE] = role
+        if group is not None:
+            entity[ENTITY_ATTRIBUTE_GROUP] = group
+        entities.append(entity)
+    for entity in entities:
+        entity[ENTITY_ATTRIBUTE_VALUE] = text[
+            entity[ENTITY_ATTRIBUTE_START] : entity[ENTITY_ATTRIBUTE_END]
+        ]
+    return entities
+
+
+def piece_tags(first_pieces: Sequence[int], tags: Sequence[int], length: int) -> List[int]:
+    """Word tags placed on each word's first piece of `length` token ids; UNTAGGED elsewhere."""
+    placed = [UNTAGGED] * length
+    for piece, tag in zip(first_pieces, tags):
+        placed[piece] = tag
+    return placed

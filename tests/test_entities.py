@@ -1,0 +1,104 @@
+"""BIO tags from Rasa entities, and entities back from predicted tag probabilities."""
+
+import numpy as np
+
+from rasa_bert_intent.entities import best_tags, decode, label_of, num_tags, piece_tags, word_tags
+from rasa_bert_intent.tokenization import UNTAGGED
+
+TEXT = "rain in New York and Oslo"
+WORDS = [(0, 4), (5, 7), (8, 11), (12, 16), (17, 20), (21, 25)]
+CITY = ("city", None, None)
+FROM_CITY = ("city", "departure", "1")
+LABELS = [CITY, FROM_CITY]
+O, B_CITY, I_CITY, B_FROM, I_FROM = range(5)
+
+
+def entity(start, end, entity_type="city", **extra):
+    return {"entity": entity_type, "start": start, "end": end, **extra}
+
+
+def one_hot(tags, num=num_tags(LABELS), sure=0.9):
+    """Probabilities putting `sure` on each word's tag and the rest evenly on the others."""
+    probabilities = np.full((len(tags), num), (1 - sure) / (num - 1))
+    probabilities[np.arange(len(tags)), tags] = sure
+    return probabilities
+
+
+def test_labels_combine_type_role_and_group():
+    assert label_of(entity(0, 4)) == CITY
+    assert label_of(entity(0, 4, role="departure", group="1")) == FROM_CITY
+    assert label_of({"entity": "city", "value": "Oslo"}) is None  # no offsets
+    assert num_tags(LABELS) == 5
+
+
+def test_adjacent_entities_of_one_type_get_their_own_b_tags():
+    entities = [entity(8, 16), entity(21, 25), entity(17, 20, "city")]
+    assert word_tags(WORDS, entities, LABELS) == [O, O, B_CITY, I_CITY, B_CITY, B_CITY]
+
+
+def test_roles_and_groups_get_tags_of_their_own():
+    entities = [entity(8, 16, role="departure", group="1"), entity(21, 25)]
+    assert word_tags(WORDS, entities, LABELS) == [O, O, B_FROM, I_FROM, O, B_CITY]
+
+
+def test_annotations_off_word_boundaries_or_overlapping_give_no_tags():
+    assert word_tags(WORDS, [entity(9, 16)], LABELS) is None  # starts inside "New"
+    assert word_tags(WORDS, [entity(8, 15)], LABELS) is None  # ends inside "York"
+    assert word_tags(WORDS, [entity(8, 16), entity(12, 20)], LABELS) is None
+    assert word_tags(WORDS, [entity(21, 40)], LABELS) is None  # past the text
+
+
+def test_piece_tags_go_on_each_words_first_piece():
+    assert piece_tags([1, 3], [B_CITY, I_CITY], 5) == [UNTAGGED, B_CITY, UNTAGGED, I_CITY, UNTAGGED]
+
+
+def test_decoding_gives_whole_words_with_values_offsets_roles_and_confidences():
+    tags = [O, O, B_FROM, I_FROM, B_CITY, B_CITY]
+    probabilities = one_hot(tags)
+    probabilities[3] = one_hot([I_FROM], sure=0.6)[0]
+    found = decode(TEXT, WORDS, probabilities, LABELS)
+    assert [(e["start"], e["end"], e["value"]) for e in found] == [
+        (8, 16, "New York"),
+        (17, 20, "and"),
+        (21, 25, "Oslo"),
+    ]
+    assert (found[0]["role"], found[0]["group"]) == ("departure", "1")
+    assert "role" not in found[1] and "group" not in found[1]
+    assert found[0]["confidence_entity"] == np.float64(0.6)  # its least sure word
+    assert found[1]["confidence_entity"] == np.float64(0.9)
+
+
+def test_decoding_never_continues_an_entity_with_an_i_tag_of_another_label():
+    # Each word alone: O, I-city, B-from, I-city. The best valid sequence instead.
+    probabilities = one_hot([O, I_CITY, B_FROM, I_CITY], sure=0.4)
+    probabilities[1, B_CITY] = 0.35
+    probabilities[3, I_FROM] = 0.35
+    assert best_tags(probabilities).tolist() == [O, B_CITY, B_FROM, I_FROM]
+    for length in range(1, 7):
+        for seed in range(20):
+            random = np.random.default_rng(seed).dirichlet(np.ones(5), size=length)
+            tags = best_tags(random)
+            previous = O
+            for tag in tags:
+                assert tag % 2 == 1 or tag == O or previous in (tag - 1, tag)
+                previous = tag
+
+
+def test_crf_transitions_move_the_best_path_but_never_to_an_invalid_one():
+    # "New" and "York" each look like the start of a city, a little more than York inside one.
+    probabilities = one_hot([B_CITY, B_CITY], sure=0.5)
+    probabilities[1, I_CITY] = 0.4
+    assert best_tags(probabilities).tolist() == [B_CITY, B_CITY]
+    transitions = np.zeros((5, 5))
+    transitions[B_CITY, B_CITY] = -2.0  # two cities in a row were rare in training
+    assert best_tags(probabilities, transitions).tolist() == [B_CITY, I_CITY]
+    transitions[O, I_FROM] = 100.0  # invalid, however high its learned score
+    assert I_FROM not in best_tags(one_hot([O, I_FROM]), transitions).tolist()
+    found = decode("New York", [(0, 3), (4, 8)], probabilities, LABELS, transitions)
+    assert [(e["value"], e["confidence_entity"]) for e in found] == [("New York", 0.4)]
+
+
+def test_decoding_nothing_gives_nothing():
+    assert best_tags(np.zeros((0, 5))).tolist() == []
+    assert decode("", [], np.zeros((0, 5)), LABELS) == []
+    assert decode(TEXT, WORDS, one_hot([O] * 6), LABELS) == []
