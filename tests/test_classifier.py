@@ -6,10 +6,13 @@ import re
 
 import numpy as np
 import pytest
-from small_assistant import EXAMPLES as NLU_EXAMPLES, nlu_yaml
+from small_assistant import EXAMPLES as NLU_EXAMPLES, TRIPS_NLU, nlu_yaml
 from rasa.engine.storage.resource import Resource
 from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
 from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.nlu.constants import TOKENS_NAMES
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 from rasa.shared.exceptions import InvalidConfigException, RasaException
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
@@ -61,8 +64,9 @@ def parse(classifier, *texts):
     return classifier.process([Message.build(text=text) for text in texts])
 
 
-def test_is_an_intent_classifier_needing_no_other_component():
+def test_is_an_intent_classifier_and_entity_extractor_needing_no_other_component():
     assert issubclass(BertIntentClassifier, IntentClassifier)
+    assert issubclass(BertIntentClassifier, EntityExtractorMixin)
     assert BertIntentClassifier.required_components() == []
 
 
@@ -129,29 +133,28 @@ def test_long_messages_are_truncated_to_max_seq_len(trained):
     assert message.get("intent")["name"] in EXAMPLES
 
 
-def test_entity_annotations_are_a_second_training_target_only_when_weighted(
-    model_storage, execution_context
-):
+def test_entity_annotations_train_entities_unless_turned_off(model_storage, execution_context):
     annotated = RasaYAMLReader().reads('version: "3.1"\nnlu:\n' + nlu_yaml(NLU_EXAMPLES))
     assert len(annotated.entity_examples) == 3
     texts = ["hi there, good morning", "what's the weather like in Rome", "bye, see you"]
     confidences = {}
-    for weight in (0.0, 1.0):
-        for data_name, data in (("plain", training_data()), ("annotated", annotated)):
-            classifier = create(
-                {**FAST, "entity_loss_weight": weight},
-                model_storage,
-                Resource(f"{data_name}_{weight}"),
-                execution_context,
-            )
-            classifier.train(data)
-            messages = parse(classifier, *texts)
-            assert [m.get("intent")["name"] for m in messages] == ["greet", "weather", "goodbye"]
-            confidences[data_name, weight] = [m.get("intent")["confidence"] for m in messages]
+    for name, data, setting in (
+        ("plain", training_data(), {}),
+        ("annotated", annotated, {}),
+        ("weight 0", annotated, {"entity_loss_weight": 0.0}),
+        ("no entities", annotated, {"entity_recognition": False}),
+    ):
+        classifier = create({**FAST, **setting}, model_storage, Resource(name), execution_context)
+        classifier.train(data)
+        messages = parse(classifier, *texts)
+        assert [m.get("intent")["name"] for m in messages] == ["greet", "weather", "goodbye"]
+        confidences[name] = [m.get("intent")["confidence"] for m in messages]
+        assert (classifier.predictor.num_entity_tags > 0) == (name == "annotated")
+        if name != "annotated":
+            assert all(m.get("entities") is None for m in messages)
     # The same seed and examples: only the entity tagging loss can tell these runs apart.
-    assert confidences["plain", 0.0] == confidences["annotated", 0.0]
-    assert confidences["plain", 1.0] == confidences["plain", 0.0]
-    assert confidences["annotated", 1.0] != confidences["annotated", 0.0]
+    assert confidences["plain"] == confidences["weight 0"] == confidences["no entities"]
+    assert confidences["annotated"] != confidences["plain"]
 
 
 def test_load_of_a_missing_resource_gives_an_untrained_classifier(
@@ -238,6 +241,9 @@ def test_damaged_model_files_give_an_error_naming_component_and_file(trained, fi
         ("pooling", "max"),
         ("lower_case", "yes"),
         ("train_word_embeddings", "no"),
+        ("intent_classification", "yes"),
+        ("entity_recognition", 1),
+        ("entity_crf", None),
         ("ranking_length", -1),
         ("random_seed", None),
         ("model", "/no/such/folder"),
@@ -254,6 +260,14 @@ def test_bad_settings_are_refused_before_training(
             BertIntentClassifier.fingerprint_addon(config)
         else:
             create(config, model_storage, resource, execution_context)
+
+
+def test_turning_off_both_intents_and_entities_is_refused(
+    model_storage, resource, execution_context
+):
+    config = {"intent_classification": False, "entity_recognition": False}
+    with pytest.raises(InvalidConfigException, match="would learn nothing"):
+        create(config, model_storage, resource, execution_context)
 
 
 def test_fingerprint_addon_names_the_encoder_files():
@@ -322,3 +336,137 @@ def test_fewer_layers_make_a_smaller_model_that_still_learns(
     ]
     all_layers, _storage, _resource, _context = trained
     assert len(classifier.predictor.tflite_model) < len(all_layers.predictor.tflite_model)
+
+
+# Entities: roles, groups and adjacent entities of one type.
+TRIPS = {**FAST, "epochs": 30, "learning_rate": 2e-4}
+
+
+@pytest.fixture(scope="module")
+def trips(tmp_path_factory):
+    """A classifier trained once on TRIPS_NLU, with the storage it persisted to."""
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+
+    storage = LocalModelStorage(tmp_path_factory.mktemp("trips"))
+    context = ExecutionContext(GraphSchema({}), "trips")
+    classifier = create(TRIPS, storage, Resource("trips"), context)
+    classifier.train(RasaYAMLReader().reads(TRIPS_NLU))
+    return classifier, storage, context
+
+
+def entities_of(message):
+    return [
+        (e["entity"], e["value"], e.get("role"), e.get("group"))
+        for e in message.get("entities") or []
+    ]
+
+
+def test_entities_carry_rasas_fields_roles_and_groups(trips):
+    classifier = trips[0]
+    text = "fly from Berlin to Oslo"
+    (message,) = parse(classifier, text)
+    assert message.get("intent")["name"] == "book_trip"
+    assert entities_of(message) == [
+        ("city", "Berlin", "departure", None),
+        ("city", "Oslo", "destination", None),
+    ]
+    for entity in message.get("entities"):
+        assert set(entity) == {
+            "entity", "start", "end", "value", "confidence_entity", "extractor", "role"
+        }
+        assert entity["value"] == text[entity["start"] : entity["end"]]
+        assert entity["extractor"] == "BertIntentClassifier"
+        assert type(entity["confidence_entity"]) is float and 0 < entity["confidence_entity"] <= 1
+    (food,) = parse(classifier, "a large pizza and a small salad")
+    assert entities_of(food) == [
+        ("size", "large", None, "1"),
+        ("food", "pizza", None, "1"),
+        ("size", "small", None, "2"),
+        ("food", "salad", None, "2"),
+    ]
+
+
+def test_adjacent_entities_of_one_type_stay_apart(trips):
+    (message,) = parse(trips[0], "order pizza pasta salad")
+    assert entities_of(message) == [
+        ("food", "pizza", None, None),
+        ("food", "pasta", None, None),
+        ("food", "salad", None, None),
+    ]
+
+
+def test_entities_are_whole_words_and_tokens_are_set_when_no_tokenizer_ran(trips):
+    classifier = trips[0]
+    text = "fly  from Berlin-Tegel\tto Oslo!! 🍕 Zürich"
+    (message,) = parse(classifier, text)
+    words = classifier.tokenizer.words(text)
+    tokens = message.get(TOKENS_NAMES["text"])
+    assert [(t.text, t.start, t.end) for t in tokens] == [(text[s:e], s, e) for s, e in words]
+    starts, ends = {s for s, _ in words}, {e for _, e in words}
+    for entity in message.get("entities") or []:
+        assert entity["start"] in starts and entity["end"] in ends
+
+
+def test_tokens_of_a_tokenizer_before_it_are_kept(trips):
+    message = Message.build(text="fly from New York to Oslo")
+    WhitespaceTokenizer(WhitespaceTokenizer.get_default_config()).process([message])
+    tokens = message.get(TOKENS_NAMES["text"])
+    trips[0].process([message])
+    assert message.get(TOKENS_NAMES["text"]) is tokens
+    assert ("city", "New York", "departure", None) in entities_of(message)
+
+
+def test_persisted_and_loaded_entities_are_identical(trips):
+    classifier, storage, context = trips
+    texts = ["fly from Paris to Rome", "a small soup and a large burger", "hi", ""]
+    loaded = BertIntentClassifier.load(
+        {**BertIntentClassifier.get_default_config(), **TRIPS}, storage, Resource("trips"), context
+    )
+    assert loaded.entity_labels == classifier.entity_labels
+    for before, after in zip(parse(classifier, *texts), parse(loaded, *texts)):
+        assert before.get("entities") == after.get("entities")
+        assert before.get("intent") == after.get("intent")
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXTS, ids=range(len(HOSTILE_TEXTS)))
+def test_any_text_gets_entities_inside_the_text(trips, text):
+    (message,) = parse(trips[0], text)
+    assert message.get("intent")["name"] in {"book_trip", "order_food", "greet"}
+    for entity in message.get("entities") or []:
+        assert 0 <= entity["start"] < entity["end"] <= len(text)
+        assert entity["value"] == text[entity["start"] : entity["end"]]
+    for token in message.get(TOKENS_NAMES["text"]):
+        assert 0 <= token.start < token.end <= len(text)
+
+
+def test_entities_only_leave_the_intent_to_another_classifier(model_storage, execution_context):
+    classifier = create(
+        {**TRIPS, "intent_classification": False},
+        model_storage,
+        Resource("entities_only"),
+        execution_context,
+    )
+    classifier.train(RasaYAMLReader().reads(TRIPS_NLU))
+    (message,) = parse(classifier, "fly from Berlin to Oslo")
+    assert message.get("intent") is None and message.get("intent_ranking") is None
+    assert entities_of(message) == [
+        ("city", "Berlin", "departure", None),
+        ("city", "Oslo", "destination", None),
+    ]
+
+
+def test_annotations_off_word_boundaries_are_counted_once_and_their_intents_trained(
+    model_storage, resource, execution_context, caplog
+):
+    data = RasaYAMLReader().reads(
+        TRIPS_NLU
+        + "- intent: order_food\n  examples: |\n"
+        + "    - [pizz](food)as for all\n    - two [soup](food)s\n"
+    )
+    classifier = create({**FAST, "epochs": 1}, model_storage, resource, execution_context)
+    with caplog.at_level("WARNING"):
+        classifier.train(data)
+    warnings = [r.getMessage() for r in caplog.records if "word boundaries" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "BertIntentClassifier: 2 of 24 training examples" in warnings[0]

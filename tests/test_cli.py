@@ -55,10 +55,10 @@ def trained_model(tmp_path_factory) -> Path:
     return project / "models" / "cli-test.tar.gz"
 
 
-def test_rasa_shell_nlu_prints_intent_and_full_ranking(trained_model):
+def test_rasa_shell_nlu_prints_intent_full_ranking_and_entities(trained_model):
     lines = [
         "hello, good morning",
-        "what is the weather in Rome tomorrow",
+        "will it snow in Oslo",
         "see you later, bye",
         "",
     ]
@@ -78,6 +78,10 @@ def test_rasa_shell_nlu_prints_intent_and_full_ranking(trained_model):
         assert {r["name"] for r in result["intent_ranking"]} == {"greet", "goodbye", "weather"}
         assert result["intent"] == result["intent_ranking"][0]
         assert 0.0 <= result["intent"]["confidence"] <= 1.0
+    (city,) = results[1]["entities"]
+    assert (city["entity"], city["start"], city["end"], city["value"]) == ("city", 16, 20, "Oslo")
+    assert city["extractor"] == "BertIntentClassifier"
+    assert [r["entities"] for r in (results[0], results[2], results[3])] == [[], [], []]
 
 
 def test_training_again_restores_the_classifier_from_rasa_cache(trained_model):

@@ -6,7 +6,7 @@ import tensorflow as tf
 from bert_reference import TINY_CONFIG, TINY_VOCAB
 
 from rasa_bert_intent.model import IntentModel, IntentNetwork
-from rasa_bert_intent.predictor import IntentPredictor
+from rasa_bert_intent.predictor import Predictor
 from rasa_bert_intent.tokenization import UNTAGGED, bucket_length, pad
 
 MAX_SEQ_LEN = 24
@@ -23,7 +23,9 @@ def message(length: int) -> list:
 TOKEN_ID_LISTS = [message(3), message(5), message(9), message(MAX_SEQ_LEN)]
 
 
-def tiny_model(num_entity_tags: int = 0, train_word_embeddings: bool = True) -> IntentModel:
+def tiny_model(
+    num_entity_tags: int = 0, train_word_embeddings: bool = True, entity_crf: bool = False
+) -> IntentModel:
     tf.keras.utils.set_random_seed(3)
     network = IntentNetwork(
         TINY_CONFIG,
@@ -32,15 +34,17 @@ def tiny_model(num_entity_tags: int = 0, train_word_embeddings: bool = True) -> 
         pooling="mean",
         num_entity_tags=num_entity_tags,
         train_word_embeddings=train_word_embeddings,
+        entity_crf=entity_crf,
     )
     return IntentModel(network, MAX_SEQ_LEN)
 
 
-def train(model: IntentModel, tags: list, epochs: int) -> None:
+def train(model: IntentModel, tags: list, epochs: int, intent_loss_weight: float = 1.0) -> None:
     model.train(
         TOKEN_ID_LISTS,
         [0, 1, 2, 0],
         tags,
+        intent_loss_weight=intent_loss_weight,
         entity_loss_weight=1.0,
         epochs=epochs,
         batch_size=4,
@@ -62,10 +66,11 @@ def test_the_networks_embeddings_give_what_the_bert_layer_gives():
 
 def test_the_tflite_export_gives_the_networks_probabilities_at_every_length():
     model = tiny_model()
-    predictor = IntentPredictor(model.to_tflite(), MAX_SEQ_LEN)
-    assert predictor.num_intents == 3
+    predictor = Predictor(model.to_tflite(), MAX_SEQ_LEN)
+    assert predictor.num_intents == 3 and predictor.num_entity_tags == 0
     # Twice over, so that the interpreter is resized back and forth between buckets.
-    probabilities = predictor.predict(TOKEN_ID_LISTS + TOKEN_ID_LISTS)
+    probabilities, tag_probabilities = predictor.predict(TOKEN_ID_LISTS + TOKEN_ID_LISTS)
+    assert tag_probabilities == [None] * 8
     expected = [
         tf.nn.softmax(model.network(pad([ids], bucket_length(len(ids), MAX_SEQ_LEN)))).numpy()[0]
         for ids in TOKEN_ID_LISTS
@@ -75,20 +80,43 @@ def test_the_tflite_export_gives_the_networks_probabilities_at_every_length():
     assert np.ptp(probabilities[:, 0]) > 1e-3  # the messages get different probabilities
 
 
-def test_the_entity_tagging_head_learns_its_tags_and_stays_out_of_the_export():
-    model = tiny_model(num_entity_tags=3)
+@pytest.mark.parametrize(
+    "intent_loss_weight, entity_crf", [(1.0, False), (0.0, False), (1.0, True)]
+)
+def test_the_entity_tagging_head_learns_its_tags_and_goes_into_the_export(
+    intent_loss_weight, entity_crf
+):
+    model = tiny_model(num_entity_tags=3, entity_crf=entity_crf)
     # Tag 1 or 2 by the word's parity, so that the head has something to learn.
     tags = [[UNTAGGED, *[1 + word % 2 for word in ids[1:-1]], UNTAGGED] for ids in TOKEN_ID_LISTS]
     batch, expected = pad(TOKEN_ID_LISTS, 24), pad(tags, 24, UNTAGGED)
     _, tag_logits_before = model.network.intent_and_entity_tag_logits(batch, False)
-    train(model, tags, epochs=40)
+    intent_kernel_before = model.network.logits.kernel.numpy()
+    # The last message has no tags: the CRF's loss must skip it, not turn to NaN.
+    tags[-1] = None
+    expected[-1] = UNTAGGED
+    train(model, tags, epochs=40, intent_loss_weight=intent_loss_weight)
+    transitions = model.network.entity_transitions
+    assert (transitions is not None) == entity_crf
+    if entity_crf:  # learned: tag 1 and 2 alternate, so 1 -> 2 beats 1 -> 1
+        assert np.isfinite(transitions.numpy()).all()
+        assert transitions[1, 2] > transitions[1, 1]
     _, tag_logits = model.network.intent_and_entity_tag_logits(batch, False)
-    tag_logits = tag_logits.numpy()
     is_tagged = expected != UNTAGGED
-    assert (tag_logits.argmax(-1)[is_tagged] == expected[is_tagged]).all()
+    assert (tag_logits.numpy().argmax(-1)[is_tagged] == expected[is_tagged]).all()
     assert not np.allclose(tag_logits, tag_logits_before)
-    predictor = IntentPredictor(model.to_tflite(), MAX_SEQ_LEN)
-    assert predictor.predict(TOKEN_ID_LISTS).shape == (4, 3)
+    # Without the intent loss the intent head keeps its initial weights.
+    intent_kernel_kept = np.array_equal(model.network.logits.kernel.numpy(), intent_kernel_before)
+    assert intent_kernel_kept == (intent_loss_weight == 0)
+    predictor = Predictor(model.to_tflite(), MAX_SEQ_LEN)
+    assert (predictor.num_intents, predictor.num_entity_tags) == (3, 3)
+    probabilities, tag_probabilities = predictor.predict(TOKEN_ID_LISTS)
+    assert probabilities.shape == (4, 3)
+    for ids, exported in zip(TOKEN_ID_LISTS, tag_probabilities):
+        length = bucket_length(len(ids), MAX_SEQ_LEN)
+        _, logits = model.network.intent_and_entity_tag_logits(pad([ids], length), False)
+        expected_probabilities = tf.nn.softmax(logits).numpy()[0, : len(ids)]
+        np.testing.assert_allclose(exported, expected_probabilities, atol=1e-3)
 
 
 @pytest.mark.parametrize("train_word_embeddings", [True, False])

@@ -1,4 +1,5 @@
-"""The component dropped into someone else's assistant: DIET for entities, ours for intents, retrieval, stories."""
+"""The component dropped into someone else's assistant in DIET's place: intents and entities
+(a synonym mapped, a role), retrieval intents, stories, fallback."""
 
 import asyncio
 import os
@@ -17,14 +18,11 @@ recipe: default.v1
 assistant_id: someone-elses-bot
 language: en
 pipeline:
+  # Tokens and features only for ResponseSelector; ours reads the raw text.
   - name: WhitespaceTokenizer
   - name: CountVectorsFeaturizer
-  - name: DIETClassifier
-    intent_classification: false
-    entity_recognition: true
-    epochs: 40
   - name: rasa_bert_intent.BertIntentClassifier
-    epochs: 8
+    epochs: 20
     batch_size: 8
   - name: EntitySynonymMapper
   - name: FallbackClassifier
@@ -49,6 +47,14 @@ nlu:
     - will it snow in [Madrid](city)
     - weather in [London](city) please
     - is it windy in [Vienna](city)
+- intent: book_flight
+  examples: |
+    - fly from [Paris]{"entity": "city", "role": "from"} to [Rome]{"entity": "city", "role": "to"}
+    - a flight from [Berlin]{"entity": "city", "role": "from"} to [Oslo]{"entity": "city", "role": "to"}
+    - book me a flight from [Madrid]{"entity": "city", "role": "from"} to [London]{"entity": "city", "role": "to"}
+    - I need to fly from [Vienna]{"entity": "city", "role": "from"} to [Paris]{"entity": "city", "role": "to"}
+    - flights from [Rome]{"entity": "city", "role": "from"} to [Berlin]{"entity": "city", "role": "to"} please
+    - get me from [Oslo]{"entity": "city", "role": "from"} to [Madrid]{"entity": "city", "role": "to"} by plane
 - intent: chitchat/ask_name
   examples: |
     - what is your name
@@ -69,9 +75,13 @@ intents:
   - greet
   - goodbye
   - weather
+  - book_flight
   - chitchat
 entities:
-  - city
+  - city:
+      roles:
+        - from
+        - to
 responses:
   utter_greet:
     - text: "Hello!"
@@ -79,6 +89,8 @@ responses:
     - text: "Bye!"
   utter_weather:
     - text: "Sunny, probably."
+  utter_book_flight:
+    - text: "Booked."
   utter_chitchat/ask_name:
     - text: "I'm a bot."
   utter_chitchat/ask_age:
@@ -98,6 +110,10 @@ stories:
   - action: utter_greet
   - intent: weather
   - action: utter_weather
+- story: flight
+  steps:
+  - intent: book_flight
+  - action: utter_book_flight
 rules:
 - rule: chitchat
   steps:
@@ -144,15 +160,28 @@ def parse(model: Path, texts):
     return [asyncio.run(agent.parse_message(text)) for text in texts]
 
 
-def test_our_intents_diet_entities_and_response_selection(assistant):
-    texts = ["will it rain in Paris", "hello there, good morning", "what is your name"]
+def test_our_intents_and_entities_with_synonyms_roles_response_selection_and_fallback(
+    assistant,
+):
+    texts = [
+        "will it rain in Paris",
+        "forecast for NYC this weekend",
+        "fly from Paris to Rome",
+        "hello there, good morning",
+        "what is your name",
+    ]
     gibberish_texts = ["zzz qqq xkcd", "purple elephant quantum"]
-    weather, greet, name, *gibberish = parse(assistant, texts + gibberish_texts)
+    weather, synonym, flight, greet, name, *gibberish = parse(assistant, texts + gibberish_texts)
     assert weather["intent"]["name"] == "weather"
     assert [(e["entity"], e["value"], e["extractor"]) for e in weather["entities"]] == [
-        ("city", "Paris", "DIETClassifier")
+        ("city", "Paris", "BertIntentClassifier")
     ]
-    assert greet["intent"]["name"] == "greet"
+    (nyc,) = synonym["entities"]
+    assert (nyc["value"], nyc["start"], nyc["end"]) == ("New York", 13, 16)
+    assert nyc["processors"] == ["EntitySynonymMapper"]
+    assert flight["intent"]["name"] == "book_flight"
+    assert [(e["value"], e["role"]) for e in flight["entities"]] == [("Paris", "from"), ("Rome", "to")]
+    assert greet["intent"]["name"] == "greet" and greet["entities"] == []
     assert name["intent"]["name"] == "chitchat"
     assert (
         name["response_selector"]["default"]["response"]["intent_response_key"]
@@ -162,10 +191,11 @@ def test_our_intents_diet_entities_and_response_selection(assistant):
         "greet",
         "goodbye",
         "weather",
+        "book_flight",
         "chitchat",
     }
     # FallbackClassifier acts on our confidences: below its threshold of 0.7 it answers
     # nlu_fallback. How sure the model is of gibberish depends on the seed and the layers.
-    for result in [weather, greet, name, *gibberish]:
+    for result in [weather, synonym, flight, greet, name, *gibberish]:
         ours = next(r for r in result["intent_ranking"] if r["name"] != "nlu_fallback")
         assert (result["intent"]["name"] == "nlu_fallback") == (ours["confidence"] < 0.7)

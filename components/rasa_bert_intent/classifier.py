@@ -1,4 +1,8 @@
-"""`BertIntentClassifier`: a fine-tuned BERT intent classifier as a Rasa 3 graph component."""
+"""`BertIntentClassifier`: fine-tuned BERT intents and entities as a Rasa 3 graph component.
+
+Its settings and their checks are in `settings.py`, entity tagging and decoding in
+`entities.py`, the Keras network in `model.py`, the exported model's runtime in `predictor.py`.
+"""
 
 import hashlib
 import json
@@ -15,94 +19,46 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.nlu.classifiers import LABEL_RANKING_LENGTH
 from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.nlu.constants import TOKENS_NAMES
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.nlu.tokenizers.tokenizer import Token
 from rasa.shared.exceptions import InvalidConfigException, RasaException
-from rasa.shared.nlu.constants import (
-    ENTITIES,
-    ENTITY_ATTRIBUTE_END,
-    ENTITY_ATTRIBUTE_START,
-    ENTITY_ATTRIBUTE_TYPE,
-    INTENT,
-    INTENT_RANKING_KEY,
-    TEXT,
-)
+from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from rasa.utils.tensorflow.constants import RANKING_LENGTH
 
 from rasa_bert_intent import encoder as encoders
-from rasa_bert_intent.model import POOLINGS, IntentModel, IntentNetwork
-from rasa_bert_intent.predictor import IntentPredictor
-from rasa_bert_intent.tokenization import WordPieceTokenizer
+from rasa_bert_intent import entities as entity_tags
+from rasa_bert_intent import settings
+from rasa_bert_intent.model import IntentModel, IntentNetwork
+from rasa_bert_intent.predictor import Predictor
+from rasa_bert_intent.tokenization import Encoding, WordPieceTokenizer
 
 logger = logging.getLogger(__name__)
 
 # Files the trained component keeps in Rasa's model storage.
-MODEL_FILE = "intent_model.tflite"
+MODEL_FILE = "model.tflite"
 VOCAB_FILE = "vocab.txt"
 METADATA_FILE = "metadata.json"
-FORMAT_VERSION = 2  # raised whenever the files above change incompatibly
-
-# Whole-number settings and their smallest values (None: any). max_seq_len needs room for
-# [CLS], one word piece and [SEP].
-_WHOLE_NUMBER_MINIMUMS = {
-    "max_seq_len": 3,
-    "epochs": 1,
-    "batch_size": 1,
-    RANKING_LENGTH: 0,
-    "random_seed": None,
-}
+FORMAT_VERSION = 3  # raised whenever the files above change incompatibly
 
 
-@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
-class BertIntentClassifier(GraphComponent, IntentClassifier):
-    """Intent classifier that fine-tunes a BERT encoder on the raw message text."""
+@DefaultV1Recipe.register(
+    [
+        DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER,
+        DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR,
+    ],
+    is_trainable=True,
+)
+class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixin):
+    """Fine-tunes a BERT encoder on the raw message text to predict intents and entities."""
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         """The component's default config (see parent class for full docstring)."""
-        return {
-            # The encoder: the embedded all-MiniLM-L6-v2, or a path to a folder holding a
-            # Hugging Face BERT model (config.json, model.safetensors, vocab.txt).
-            "model": encoders.DEFAULT_MODEL,
-            # Use at most this many of the encoder's transformer layers, from the bottom; null
-            # uses all. Fewer train and predict faster: on the SNIPS dev split 4 of
-            # all-MiniLM-L6-v2's 6 were as accurate as all 6 (benchmark/dev_eval.py).
-            "num_layers": 4,
-            # Word pieces per message including [CLS] and [SEP]; longer messages are cut.
-            # SNIPS' longest query has 41.
-            "max_seq_len": 64,
-            # Passes over the training data; 2 keep SNIPS training within 5 minutes on 2 CPU cores.
-            "epochs": 2,
-            # Messages per training batch.
-            "batch_size": 32,
-            # Adam's initial learning rate, falling linearly to 0 over training. Chosen on the
-            # SNIPS dev split from 5e-5, 1e-4, 2e-4 and 3e-4.
-            "learning_rate": 3e-4,
-            # Share of the target probability spread evenly over all intents in training;
-            # 0 trains on one-hot targets.
-            "label_smoothing": 0.0,
-            # Weight of a second training target, tagging each word piece with the entity
-            # annotated on it in the NLU data; 0 ignores entities. Only intents are predicted.
-            # 1.0 (the joint intent and slot models' sum of losses) lowered the SNIPS dev loss.
-            "entity_loss_weight": 1.0,
-            # Fine-tune the word embedding table too. Keeping the pretrained one trains about
-            # 20% faster (Adam updates all its 30,522 rows every step) and was as accurate on
-            # the SNIPS dev split.
-            "train_word_embeddings": False,
-            # Dropout rate before and after the dense tanh layer, and before the tagging head.
-            "dropout": 0.1,
-            # Sentence vector: "mean" over the real tokens, or the "cls" token's vector.
-            "pooling": "mean",
-            # Lower-case the text before tokenizing: null follows the encoder (uncased models
-            # lower-case, cased ones keep case); true or false must agree with the encoder.
-            "lower_case": None,
-            # Seeds the head's initial weights, dropout and the order of training batches.
-            "random_seed": 42,
-            # Intents in `intent_ranking`; 0 ranks them all.
-            RANKING_LENGTH: LABEL_RANKING_LENGTH,
-        }
+        return settings.default_config()
 
     @staticmethod
     def required_packages() -> List[Text]:
@@ -113,77 +69,30 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
         """Fingerprints the encoder's files and bert-for-tf2, which Rasa cannot see."""
         config = {**cls.get_default_config(), **config}  # Rasa passes it unmerged at times
-        cls._check_config(config)
+        settings.check_config(config)
         try:
             folder = encoders.model_folder(config["model"])
         except encoders.EncoderNotFound as error:
-            raise cls._invalid(config, "model", f"names no encoder: {error}")
+            raise settings.invalid(config, "model", f"names no encoder: {error}")
         return f"{encoders.fingerprint(folder)}-bert-for-tf2-{encoders.BERT_FOR_TF2_VERSION}"
 
     def __init__(
         self,
         config: Dict[Text, Any],
-        name: Text,
         model_storage: ModelStorage,
         resource: Resource,
     ) -> None:
-        """Checks the config; `train` or `load` provide the intents, tokenizer and model."""
-        self.name = name
+        """Checks the config; `train` or `load` provide the labels, tokenizer and model."""
         self.config = {**self.get_default_config(), **config}
-        self._check_config(self.config)
+        settings.check_config(self.config)
         self._model_storage = model_storage
         self._resource = resource
         self.intents: List[Text] = []
+        self.entity_labels: List[entity_tags.Label] = []
+        # The CRF's tag transition scores, None without one (see entities.best_tags).
+        self.entity_transitions: Optional[np.ndarray] = None
         self.tokenizer: Optional[WordPieceTokenizer] = None
-        self.predictor: Optional[IntentPredictor] = None
-
-    @classmethod
-    def _check_config(cls, config: Dict[Text, Any]) -> None:
-        def is_number(value: Any) -> bool:
-            return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-        def is_whole(value: Any) -> bool:
-            return isinstance(value, int) and not isinstance(value, bool)
-
-        for setting, minimum in _WHOLE_NUMBER_MINIMUMS.items():
-            value = config.get(setting)
-            if not is_whole(value) or (minimum is not None and value < minimum):
-                at_least = "" if minimum is None else f" of at least {minimum}"
-                raise cls._invalid(config, setting, f"must be a whole number{at_least}")
-        num_layers = config.get("num_layers")
-        if num_layers is not None and (not is_whole(num_layers) or num_layers < 1):
-            raise cls._invalid(config, "num_layers", "must be a whole number of at least 1 or null")
-        if not is_number(config.get("learning_rate")) or not 0 < config["learning_rate"] < 1:
-            raise cls._invalid(config, "learning_rate", "must be a number between 0 and 1")
-        if not is_number(config.get("entity_loss_weight")) or config["entity_loss_weight"] < 0:
-            raise cls._invalid(config, "entity_loss_weight", "must be a number of at least 0")
-        for setting in ("dropout", "label_smoothing"):
-            if not is_number(config.get(setting)) or not 0 <= config[setting] < 1:
-                raise cls._invalid(
-                    config, setting, "must be a number from 0 up to, not including, 1"
-                )
-        if config.get("lower_case") not in (None, True, False):
-            raise cls._invalid(
-                config, "lower_case", "must be true, false or null (follow the model)"
-            )
-        if not isinstance(config.get("train_word_embeddings"), bool):
-            raise cls._invalid(config, "train_word_embeddings", "must be true or false")
-        if config.get("pooling") not in POOLINGS:
-            raise cls._invalid(config, "pooling", f"must be one of: {', '.join(POOLINGS)}")
-        if not isinstance(config.get("model"), str) or not config["model"].strip():
-            raise cls._invalid(
-                config,
-                "model",
-                f"must be '{encoders.DEFAULT_MODEL}' or the path to a BERT model folder",
-            )
-
-    @classmethod
-    def _invalid(
-        cls, config: Dict[Text, Any], setting: str, problem: str
-    ) -> InvalidConfigException:
-        return InvalidConfigException(
-            f"{cls.__name__}: the setting '{setting}' {problem} (it is {config.get(setting)!r})."
-        )
+        self.predictor: Optional[Predictor] = None
 
     @classmethod
     def create(
@@ -194,80 +103,73 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         execution_context: ExecutionContext,
     ) -> "BertIntentClassifier":
         """Creates a new untrained component (see parent class for full docstring)."""
-        return cls(config, execution_context.node_name, model_storage, resource)
+        return cls(config, model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
-        """Fine-tunes the encoder and the head on the intent examples."""
-        examples = [e for e in training_data.intent_examples if e.get(INTENT) and e.get(TEXT)]
-        if not examples:
+        """Fine-tunes the encoder and the heads on the NLU examples."""
+        classify_intents = self.config["intent_classification"]
+        examples = [
+            e
+            for e in self.filter_trainable_entities(training_data.nlu_examples)
+            if e.get(TEXT) and (e.get(INTENT) or not classify_intents)
+        ]
+        intents = sorted({e.get(INTENT) for e in examples if e.get(INTENT)})
+        if classify_intents and len(intents) == 1:
+            raise RasaException(
+                f"{self.name}: the training data has examples of one intent only "
+                f"('{intents[0]}'); a classifier needs at least two intents to tell apart. Add "
+                f"examples of another intent, or set `intent_classification: false`."
+            )
+        labels = sorted(
+            {
+                label
+                for e in examples
+                for label in map(entity_tags.label_of, e.get(ENTITIES) or [])
+                if label is not None
+            },
+            key=lambda label: tuple(part or "" for part in label),
+        )
+        if not settings.predicts_entities(self.config):
+            labels = []
+        if not intents and not labels:
             logger.warning(
-                f"{self.__class__.__name__}: the training data has no intent examples, so the "
-                f"classifier is not trained and predicts no intent. Add examples to your NLU data."
+                f"{self.name}: the training data has no "
+                f"{'intent examples' if classify_intents else 'entity annotations'}, so the "
+                f"component is not trained and predicts nothing. Add examples to your NLU data."
             )
             return self._resource
-        intents = sorted({e.get(INTENT) for e in examples})
-        if len(intents) < 2:
-            raise RasaException(
-                f"{self.__class__.__name__}: the training data has examples of one intent only "
-                f"('{intents[0]}'); a classifier needs at least two intents to tell apart. Add "
-                f"examples of another intent, or remove {self.__class__.__name__} from the pipeline."
-            )
 
-        try:
-            pretrained = encoders.load_pretrained(self.config["model"])
-        except encoders.EncoderNotFound as error:
-            raise self._invalid(self.config, "model", f"names no encoder: {error}")
-        max_seq_len = self.config["max_seq_len"]
-        if max_seq_len > pretrained.max_position_embeddings:
-            raise self._invalid(
-                self.config,
-                "max_seq_len",
-                f"must be at most the encoder's {pretrained.max_position_embeddings} positions",
-            )
-
-        bert_config = dict(pretrained.config)
-        if self.config["num_layers"] is not None:
-            bert_config["num_hidden_layers"] = min(
-                self.config["num_layers"], bert_config["num_hidden_layers"]
-            )
-
-        lower_case = self.config["lower_case"]
-        if lower_case is not None and lower_case != pretrained.do_lower_case:
-            kind = "an uncased" if pretrained.do_lower_case else "a cased"
-            raise self._invalid(
-                self.config,
-                "lower_case",
-                f"disagrees with the encoder '{self.config['model']}', {kind} model: "
-                f"set it to {str(pretrained.do_lower_case).lower()} or leave it out",
-            )
+        pretrained, bert_config = self._pretrained_encoder()
         tf.keras.utils.set_random_seed(self.config["random_seed"])
-        self.intents = intents
+        self.intents, self.entity_labels = intents, labels
         self.tokenizer = WordPieceTokenizer(pretrained.vocab_file, pretrained.do_lower_case)
-        entity_tag_lists, num_entity_tags = self._entity_tags(examples, max_seq_len)
         network = IntentNetwork(
             bert_config,
-            len(self.intents),
+            max(1, len(self.intents)),
             self.config["dropout"],
             self.config["pooling"],
-            num_entity_tags,
+            entity_tags.num_tags(labels) if labels else 0,
             self.config["train_word_embeddings"],
+            self.config["entity_crf"],
         )
-        model = IntentModel(network, max_seq_len)
+        model = IntentModel(network, self.config["max_seq_len"])
         try:
             not_pretrained = pretrained.load_into(model.network)
         except ValueError as error:
-            raise self._invalid(self.config, "model", f"names an unusable encoder: {error}")
+            raise settings.invalid(self.config, "model", f"names an unusable encoder: {error}")
         if not_pretrained:
             logger.warning(
-                f"{self.__class__.__name__}: the encoder '{self.config['model']}' has no value for "
+                f"{self.name}: the encoder '{self.config['model']}' has no value for "
                 f"{len(not_pretrained)} weights, which start from random values: "
                 f"{', '.join(not_pretrained[:10])}"
             )
+        encodings = [self.tokenizer.encode(e.get(TEXT), self.config["max_seq_len"]) for e in examples]
         label_of = {intent: label for label, intent in enumerate(self.intents)}
         model.train(
-            [self.tokenizer.token_ids(e.get(TEXT), max_seq_len) for e in examples],
-            [label_of[e.get(INTENT)] for e in examples],
-            entity_tag_lists,
+            [encoding.token_ids for encoding in encodings],
+            [label_of.get(e.get(INTENT), 0) for e in examples],
+            self._piece_tags(examples, encodings),
+            intent_loss_weight=1.0 if classify_intents else 0.0,
             entity_loss_weight=self.config["entity_loss_weight"],
             epochs=self.config["epochs"],
             batch_size=self.config["batch_size"],
@@ -276,58 +178,120 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             seed=self.config["random_seed"],
             show_progress=not rasa.shared.utils.io.is_logging_disabled(),
         )
-        self.predictor = IntentPredictor(model.to_tflite(), max_seq_len)
+        self.predictor = Predictor(model.to_tflite(), self.config["max_seq_len"])
+        if network.entity_transitions is not None:
+            self.entity_transitions = network.entity_transitions.numpy().astype(np.float64)
         self.persist(pretrained)
         return self._resource
 
-    def _entity_tags(
-        self, examples: List[Message], max_seq_len: int
-    ) -> Tuple[List[Optional[List[int]]], int]:
-        """Each example's word-piece entity tags (None: untagged) and the number of tags."""
-        if self.config["entity_loss_weight"] == 0:
-            return [None] * len(examples), 0
-        spans = [
-            [
+    def _pretrained_encoder(self) -> Tuple[encoders.PretrainedEncoder, Dict[str, Any]]:
+        """The encoder the config names and its architecture, cut to `num_layers`."""
+        try:
+            pretrained = encoders.load_pretrained(self.config["model"])
+        except encoders.EncoderNotFound as error:
+            raise settings.invalid(self.config, "model", f"names no encoder: {error}")
+        if self.config["max_seq_len"] > pretrained.max_position_embeddings:
+            raise settings.invalid(
+                self.config,
+                "max_seq_len",
+                f"must be at most the encoder's {pretrained.max_position_embeddings} positions",
+            )
+        lower_case = self.config["lower_case"]
+        if lower_case is not None and lower_case != pretrained.do_lower_case:
+            kind = "an uncased" if pretrained.do_lower_case else "a cased"
+            raise settings.invalid(
+                self.config,
+                "lower_case",
+                f"disagrees with the encoder '{self.config['model']}', {kind} model: "
+                f"set it to {str(pretrained.do_lower_case).lower()} or leave it out",
+            )
+        bert_config = dict(pretrained.config)
+        if self.config["num_layers"] is not None:
+            bert_config["num_hidden_layers"] = min(
+                self.config["num_layers"], bert_config["num_hidden_layers"]
+            )
+        return pretrained, bert_config
+
+    def _piece_tags(
+        self, examples: List[Message], encodings: List[Encoding]
+    ) -> List[Optional[List[int]]]:
+        """Each example's entity tags on its token ids; None leaves its entities untrained."""
+        if not self.entity_labels:
+            return [None] * len(examples)
+        tag_lists: List[Optional[List[int]]] = []
+        misaligned = []
+        for example, encoding in zip(examples, encodings):
+            entities = [
                 entity
                 for entity in example.get(ENTITIES) or []
-                if isinstance(entity.get(ENTITY_ATTRIBUTE_START), int)
-                and isinstance(entity.get(ENTITY_ATTRIBUTE_END), int)
-                and isinstance(entity.get(ENTITY_ATTRIBUTE_TYPE), str)
+                if entity_tags.label_of(entity) is not None
             ]
-            for example in examples
-        ]
-        entity_types = sorted({e[ENTITY_ATTRIBUTE_TYPE] for entities in spans for e in entities})
-        if not entity_types:
-            return [None] * len(examples), 0
-        tag_of = {entity_type: tag for tag, entity_type in enumerate(entity_types, start=1)}
-        tag_lists = [
-            self.tokenizer.entity_tags(example.get(TEXT), entities, tag_of, max_seq_len)
-            for example, entities in zip(examples, spans)
-        ]
-        return tag_lists, 1 + len(entity_types)
+            words = self.tokenizer.words(example.get(TEXT))
+            tags = entity_tags.word_tags(words, entities, self.entity_labels)
+            if tags is None:
+                misaligned.append(example.get(TEXT))
+                tag_lists.append(None)
+            else:
+                tag_lists.append(
+                    entity_tags.piece_tags(encoding.first_pieces, tags, len(encoding.token_ids))
+                )
+        if misaligned:
+            logger.warning(
+                f"{self.name}: {len(misaligned)} of {len(examples)} training examples have "
+                f"entity annotations that do not start and end on word boundaries (or overlap), "
+                f"for example '{misaligned[0]}'. Their intents are trained, their entities not."
+            )
+        return tag_lists
 
     def process(self, messages: List[Message]) -> List[Message]:
-        """Sets `intent` and `intent_ranking` on each message."""
-        if self.predictor is None or self.tokenizer is None:
-            for message in messages:
-                message.set(INTENT, {"name": None, "confidence": 0.0}, add_to_output=True)
-                message.set(INTENT_RANKING_KEY, [], add_to_output=True)
-            return messages
-
-        max_seq_len = self.config["max_seq_len"]
-        probabilities = self.predictor.predict(
-            [self.tokenizer.token_ids(m.get(TEXT), max_seq_len) for m in messages]
+        """Sets `intent`, `intent_ranking` and `entities` on each message (and word tokens)."""
+        encodings = [
+            self.tokenizer.encode(m.get(TEXT), self.config["max_seq_len"])
+            if self.tokenizer is not None
+            else None
+            for m in messages
+        ]
+        probabilities, tag_probabilities = (
+            self.predictor.predict([encoding.token_ids for encoding in encodings])
+            if self.predictor is not None
+            else (None, [None] * len(messages))
         )
-        for message, message_probabilities in zip(messages, probabilities):
-            ranking = [
-                {"name": self.intents[label], "confidence": float(message_probabilities[label])}
-                for label in np.argsort(-message_probabilities, kind="stable")
-            ]
-            message.set(INTENT, ranking[0], add_to_output=True)
-            if self.config[RANKING_LENGTH] > 0:
-                ranking = ranking[: self.config[RANKING_LENGTH]]
-            message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+        for row, (message, encoding) in enumerate(zip(messages, encodings)):
+            if encoding is not None and not message.get(TOKENS_NAMES[TEXT]):
+                # `rasa test nlu` scores entities per Rasa token: our words, if no tokenizer ran.
+                text = message.get(TEXT) or ""
+                tokens = [Token(text[start:end], start, end) for start, end in encoding.words]
+                message.set(TOKENS_NAMES[TEXT], tokens)
+            if self.config["intent_classification"]:
+                self._set_intent(message, None if probabilities is None else probabilities[row])
+            if self.config["entity_recognition"] and tag_probabilities[row] is not None:
+                found = entity_tags.decode(
+                    message.get(TEXT) or "",
+                    encoding.words,
+                    tag_probabilities[row][encoding.first_pieces],
+                    self.entity_labels,
+                    self.entity_transitions,
+                )
+                message.set(
+                    ENTITIES,
+                    message.get(ENTITIES, []) + self.add_extractor_name(found),
+                    add_to_output=True,
+                )
         return messages
+
+    def _set_intent(self, message: Message, probabilities: Optional[np.ndarray]) -> None:
+        if probabilities is None or not self.intents:
+            message.set(INTENT, {"name": None, "confidence": 0.0}, add_to_output=True)
+            message.set(INTENT_RANKING_KEY, [], add_to_output=True)
+            return
+        ranking = [
+            {"name": self.intents[label], "confidence": float(probabilities[label])}
+            for label in np.argsort(-probabilities, kind="stable")
+        ]
+        message.set(INTENT, ranking[0], add_to_output=True)
+        if self.config[RANKING_LENGTH] > 0:
+            ranking = ranking[: self.config[RANKING_LENGTH]]
+        message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
 
     def persist(self, pretrained: encoders.PretrainedEncoder) -> None:
         """Writes the TensorFlow Lite model, vocabulary and metadata into Rasa's model storage."""
@@ -339,6 +303,10 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
                 {
                     "format_version": FORMAT_VERSION,
                     "intents": self.intents,
+                    "entity_labels": [list(label) for label in self.entity_labels],
+                    "entity_transitions": None
+                    if self.entity_transitions is None
+                    else self.entity_transitions.tolist(),
                     "do_lower_case": pretrained.do_lower_case,
                     "max_seq_len": self.predictor.max_seq_len,
                     # TensorFlow Lite does not check a model file before running it.
@@ -356,7 +324,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
         **kwargs: Any,
     ) -> "BertIntentClassifier":
         """Loads the trained component (see parent class for full docstring)."""
-        component = cls(config, execution_context.node_name, model_storage, resource)
+        component = cls(config, model_storage, resource)
         try:
             with model_storage.read_from(resource) as model_dir:
                 if (model_dir / METADATA_FILE).is_file():
@@ -382,17 +350,29 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
                     f"rasa-bert-intent reads {FORMAT_VERSION}"
                 )
             self.intents = metadata["intents"]
+            self.entity_labels = [tuple(label) for label in metadata["entity_labels"]]
+            if metadata["entity_transitions"] is not None:
+                self.entity_transitions = np.array(metadata["entity_transitions"], np.float64)
             file_name = VOCAB_FILE
             self.tokenizer = WordPieceTokenizer(model_dir / VOCAB_FILE, metadata["do_lower_case"])
             file_name = MODEL_FILE
             tflite_model = (model_dir / MODEL_FILE).read_bytes()
             if hashlib.sha256(tflite_model).hexdigest() != metadata["model_sha256"]:
                 raise ValueError("the file differs from the one training wrote")
-            self.predictor = IntentPredictor(tflite_model, metadata["max_seq_len"])
-            if self.predictor.num_intents != len(self.intents):
+            self.predictor = Predictor(tflite_model, metadata["max_seq_len"])
+            expected_tags = entity_tags.num_tags(self.entity_labels) if self.entity_labels else 0
+            if (
+                self.predictor.num_intents != max(1, len(self.intents))
+                or self.predictor.num_entity_tags != expected_tags
+                or (
+                    self.entity_transitions is not None
+                    and self.entity_transitions.shape != (expected_tags, expected_tags)
+                )
+            ):
                 raise ValueError(
-                    f"it predicts {self.predictor.num_intents} intents, the metadata names "
-                    f"{len(self.intents)}"
+                    f"it predicts {self.predictor.num_intents} intents and "
+                    f"{self.predictor.num_entity_tags} entity tags, the metadata names "
+                    f"{len(self.intents)} intents and {len(self.entity_labels)} entity labels"
                 )
         except (
             OSError,
@@ -402,12 +382,12 @@ class BertIntentClassifier(GraphComponent, IntentClassifier):
             tf.errors.OpError,  # tf.io.gfile's errors, from reading the vocabulary
         ) as error:
             raise RasaException(
-                f"{self.__class__.__name__}: cannot load the trained model's '{file_name}' "
+                f"{self.name}: cannot load the trained model's '{file_name}' "
                 f"from '{model_dir}' ({error.__class__.__name__}: {error}). "
                 f"Retrain the model with `rasa train`."
             ) from error
         if self.config["max_seq_len"] > self.predictor.max_seq_len:
-            raise self._invalid(
+            raise settings.invalid(
                 self.config,
                 "max_seq_len",
                 f"must be at most the {self.predictor.max_seq_len} word pieces the model was "

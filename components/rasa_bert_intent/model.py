@@ -1,10 +1,11 @@
-"""The Keras intent classifier: a fine-tuned BERT encoder with the article's head."""
+"""The Keras network: a fine-tuned BERT encoder with the article's intent head and a tagging head."""
 
 import logging
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
+from rasa.utils.tensorflow.crf import crf_log_likelihood
 from tqdm import tqdm
 
 from rasa_bert_intent.encoder import bert_layer_params
@@ -21,13 +22,18 @@ BERT_LAYER_NAME = "bert"
 # Input and output names of the TensorFlow Lite model.
 TOKEN_IDS = "token_ids"
 PROBABILITIES = "probabilities"
+ENTITY_TAG_PROBABILITIES = "entity_tag_probabilities"
+# Batches between two updates of the training progress bar's figures.
+PROGRESS_EVERY = 10
 
 
 class IntentNetwork(tf.keras.Model):
     """BERT, a pooled sentence vector, dropout, a dense tanh layer, dropout, intent logits.
 
-    With `num_entity_tags`, a second head tags each word piece with an entity type: a
-    training target only (the joint intent and slot models of the SNIPS literature).
+    With `num_entity_tags`, a second head tags each word piece (the first piece of each word,
+    in training) with an entity tag, as the joint intent and slot models of the SNIPS
+    literature do; with `entity_crf` as a linear-chain CRF over the words, with learned
+    tag-to-tag transition scores, as DIET does.
     """
 
     def __init__(
@@ -38,6 +44,7 @@ class IntentNetwork(tf.keras.Model):
         pooling: str,
         num_entity_tags: int = 0,
         train_word_embeddings: bool = True,
+        entity_crf: bool = False,
     ) -> None:
         """Creates the layers; `build_for_any_length` creates their weights."""
         super().__init__(name="intent_network")
@@ -53,6 +60,16 @@ class IntentNetwork(tf.keras.Model):
         self.entity_tag_logits = (
             tf.keras.layers.Dense(num_entity_tags, name="entity_tag_logits")
             if num_entity_tags
+            else None
+        )
+        # transitions[previous tag, tag], added to the tag logits of consecutive words.
+        self.entity_transitions = (
+            self.add_weight(
+                "entity_transitions",
+                shape=(num_entity_tags, num_entity_tags),
+                initializer="zeros",
+            )
+            if num_entity_tags and entity_crf
             else None
         )
 
@@ -136,14 +153,36 @@ def _encoder_weight_name(weight: tf.Variable) -> str:
     return name.split(f"{BERT_LAYER_NAME}/", 1)[1]
 
 
-def _entity_tag_loss(entity_tags: tf.Tensor, tag_logits: tf.Tensor) -> tf.Tensor:
-    """Mean cross-entropy over the tagged word pieces; 0 when the batch has none."""
+def _entity_tag_loss(
+    entity_tags: tf.Tensor, tag_logits: tf.Tensor, transitions: Optional[tf.Variable]
+) -> tf.Tensor:
+    """Mean loss per tagged word piece (each word's first): cross-entropy of each alone or,
+    with `transitions`, the CRF's negative log-likelihood of each sequence; 0 when none."""
     is_tagged = tf.not_equal(entity_tags, UNTAGGED)
+    if transitions is not None:
+        # The tagged positions of each row moved to its front, in order: the word sequence.
+        order = tf.argsort(tf.cast(~is_tagged, tf.int32), axis=1, stable=True)
+        lengths = tf.reduce_sum(tf.cast(is_tagged, tf.int32), axis=1)
+        word_tags = tf.maximum(tf.gather(entity_tags, order, batch_dims=1), 0)
+        word_logits = tf.gather(tag_logits, order, batch_dims=1)
+        log_likelihood, _ = crf_log_likelihood(word_logits, word_tags, lengths, transitions)
+        return -tf.reduce_sum(log_likelihood) / tf.maximum(tf.cast(tf.reduce_sum(lengths), tf.float32), 1.0)
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
         tf.where(is_tagged, entity_tags, 0), tag_logits
     )
     weights = tf.cast(is_tagged, losses.dtype)
     return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
+def _figures(epoch: int, totals: np.ndarray, with_intents: bool) -> Dict[str, str]:
+    """The progress bar's figures for the epoch so far: loss, intent and tag accuracy."""
+    loss_sum, seen, intents_right, tagged, tags_right = totals
+    figures = {"epoch": str(epoch + 1), "loss": f"{loss_sum / seen:.3f}"}
+    if with_intents:
+        figures["intent_acc"] = f"{intents_right / seen:.3f}"
+    if tagged:
+        figures["tag_acc"] = f"{tags_right / tagged:.3f}"
+    return figures
 
 
 class IntentModel:
@@ -160,6 +199,7 @@ class IntentModel:
         token_id_lists: Sequence[Sequence[int]],
         labels: Sequence[int],
         entity_tag_lists: Sequence[Optional[Sequence[int]]],
+        intent_loss_weight: float,
         entity_loss_weight: float,
         epochs: int,
         batch_size: int,
@@ -170,8 +210,9 @@ class IntentModel:
     ) -> None:
         """Fine-tunes the network's trainable weights with Adam, the rate falling linearly to 0.
 
-        The loss is the intent loss plus `entity_loss_weight` times the mean tagging loss over
-        the word pieces of `entity_tag_lists`; a None tag list leaves its example untagged.
+        The loss is `intent_loss_weight` times the intent loss plus `entity_loss_weight` times
+        the mean tagging loss over the positions `entity_tag_lists` tag (UNTAGGED elsewhere);
+        a None tag list leaves its example untagged. The progress bar moves with every batch.
         """
         rng = np.random.default_rng(seed)
         labels = np.asarray(labels, dtype=np.int32)
@@ -183,27 +224,32 @@ class IntentModel:
         )
         optimizer.build(self.network.trainable_variables)
         # One traced step for every length: tracing one per length bucket took about 4 s each.
-        train_step = self._train_step(optimizer, label_smoothing, entity_loss_weight)
-        progress = tqdm(range(epochs), desc="Epochs", disable=not show_progress)
-        for epoch in progress:
-            total_loss, correct, seen = 0.0, 0, 0
-            for length, rows in length_batches(token_id_lists, batch_size, self.max_seq_len, rng):
+        train_step = self._train_step(
+            optimizer, label_smoothing, intent_loss_weight, entity_loss_weight
+        )
+        progress = tqdm(
+            total=epochs * steps_per_epoch, desc="Training", unit="batch", disable=not show_progress
+        )
+        for epoch in range(epochs):
+            # loss × messages, messages, intents right, tagged words, tags right
+            totals = np.zeros(5)
+            batches = length_batches(token_id_lists, batch_size, self.max_seq_len, rng)
+            for step, (length, rows) in enumerate(batches, start=1):
                 batch = pad([token_id_lists[row] for row in rows], length)
                 tags = pad([entity_tag_lists[row] or [] for row in rows], length, UNTAGGED)
-                loss, batch_correct = train_step(batch, labels[rows], tags)
-                total_loss += float(loss) * len(rows)
-                correct += int(batch_correct)
-                seen += len(rows)
-            progress.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
-            logger.debug(
-                f"Epoch {epoch + 1}: loss {total_loss / seen:.4f}, accuracy {correct / seen:.4f}"
-            )
+                loss, *counts = train_step(batch, labels[rows], tags)
+                totals += [float(loss) * len(rows), len(rows), *map(int, counts)]
+                progress.update()
+                if step % PROGRESS_EVERY == 0 or step == len(batches):
+                    progress.set_postfix(_figures(epoch, totals, intent_loss_weight > 0))
+            logger.debug(", ".join(f"{k} {v}" for k, v in _figures(epoch, totals, True).items()))
         progress.close()
 
     def _train_step(
         self,
         optimizer: tf.keras.optimizers.Optimizer,
         label_smoothing: float,
+        intent_loss_weight: float,
         entity_loss_weight: float,
     ) -> Callable:
         network = self.network
@@ -222,20 +268,43 @@ class IntentModel:
         def train_step(token_ids: tf.Tensor, labels: tf.Tensor, entity_tags: tf.Tensor):
             with tf.GradientTape() as tape:
                 logits, tag_logits = network.intent_and_entity_tag_logits(token_ids, True)
-                loss = loss_function(tf.one_hot(labels, tf.shape(logits)[-1]), logits)
+                loss = intent_loss_weight * loss_function(
+                    tf.one_hot(labels, tf.shape(logits)[-1]), logits
+                )
                 if tag_logits is not None and entity_loss_weight > 0:
-                    loss += entity_loss_weight * _entity_tag_loss(entity_tags, tag_logits)
+                    loss += entity_loss_weight * _entity_tag_loss(
+                        entity_tags, tag_logits, network.entity_transitions
+                    )
             gradients = tape.gradient(loss, network.trainable_variables)
-            optimizer.apply_gradients(zip(gradients, network.trainable_variables))
+            optimizer.apply_gradients(
+                (gradient, variable)
+                for gradient, variable in zip(gradients, network.trainable_variables)
+                if gradient is not None  # the tagging head's, when entity_loss_weight is 0
+            )
             predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
-            return loss, tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.int32))
+            is_tagged = tf.not_equal(entity_tags, UNTAGGED)
+            tags_right = 0
+            if tag_logits is not None:
+                predicted_tags = tf.argmax(tag_logits, axis=-1, output_type=tf.int32)
+                tags_right = tf.reduce_sum(
+                    tf.cast(is_tagged & tf.equal(predicted_tags, entity_tags), tf.int32)
+                )
+            return (
+                loss,
+                tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.int32)),
+                tf.reduce_sum(tf.cast(is_tagged, tf.int32)),
+                tags_right,
+            )
 
         return train_step
 
     def to_tflite(self) -> bytes:
         """The network as a TensorFlow Lite model for one message of any length, float16 weights.
 
-        It runs one message about as fast as a traced TensorFlow function (README: "Speed"),
+        Its outputs: intent probabilities `[1, intents]` and, with a tagging head, entity tag
+        probabilities `[1, length, tags]`, from one pass of the encoder.
+
+        It runs one message about as fast as a traced TensorFlow function (docs/speed.md),
         loads without building the Keras model, and float16 halves the file; the
         probabilities move by about 1e-4.
         """
@@ -243,7 +312,11 @@ class IntentModel:
 
         @tf.function(input_signature=[tf.TensorSpec([1, None], tf.int32, name=TOKEN_IDS)])
         def probabilities(token_ids: tf.Tensor) -> Dict[str, tf.Tensor]:
-            return {PROBABILITIES: tf.nn.softmax(network(token_ids, training=False))}
+            logits, tag_logits = network.intent_and_entity_tag_logits(token_ids, training=False)
+            outputs = {PROBABILITIES: tf.nn.softmax(logits)}
+            if tag_logits is not None:
+                outputs[ENTITY_TAG_PROBABILITIES] = tf.nn.softmax(tag_logits)
+            return outputs
 
         converter = tf.lite.TFLiteConverter.from_concrete_functions(
             [probabilities.get_concrete_function()], network

@@ -1,0 +1,134 @@
+"""`BertIntentClassifier`'s settings: each default and why, and the checks of a config."""
+
+from typing import Any, Dict, Text
+
+from rasa.nlu.classifiers import LABEL_RANKING_LENGTH
+from rasa.shared.exceptions import InvalidConfigException
+from rasa.utils.tensorflow.constants import RANKING_LENGTH
+
+from rasa_bert_intent import encoder as encoders
+from rasa_bert_intent.model import POOLINGS
+
+COMPONENT = "BertIntentClassifier"
+
+
+def default_config() -> Dict[Text, Any]:
+    """Every setting and its default."""
+    return {
+        # Predict `intent` and `intent_ranking`, as DIET's setting of the same name.
+        "intent_classification": True,
+        # Predict entities, trained on the NLU data's annotations, as DIET's setting of the
+        # same name. Data without annotations trains no tagging head and predicts none.
+        "entity_recognition": True,
+        # The encoder: the embedded all-MiniLM-L6-v2, or a path to a folder holding a
+        # Hugging Face BERT model (config.json, model.safetensors, vocab.txt).
+        "model": encoders.DEFAULT_MODEL,
+        # Use at most this many of the encoder's transformer layers, from the bottom; null
+        # uses all. Fewer train and predict faster: on the SNIPS dev split 4 of
+        # all-MiniLM-L6-v2's 6 were as accurate as all 6 (docs/choosing-the-defaults.md).
+        "num_layers": 4,
+        # Word pieces per message including [CLS] and [SEP]; longer messages are cut.
+        # SNIPS' longest query has 41.
+        "max_seq_len": 64,
+        # Passes over the training data; 2 keep SNIPS training within 4 minutes on 2 CPU cores.
+        "epochs": 2,
+        # Messages per training batch.
+        "batch_size": 32,
+        # Adam's initial learning rate, falling linearly to 0 over training. Chosen on the
+        # SNIPS dev split from 5e-5, 1e-4, 2e-4 and 3e-4.
+        "learning_rate": 3e-4,
+        # Share of the target probability spread evenly over all intents in training;
+        # 0 trains on one-hot targets.
+        "label_smoothing": 0.0,
+        # Tag entities with a linear-chain CRF (learned tag-to-tag transition scores, as
+        # DIET does) rather than each word alone; both decode to valid BIO sequences. The
+        # CRF was 0.1 slot F1 ahead on the SNIPS dev split (docs/choosing-the-defaults.md).
+        "entity_crf": True,
+        # Weight of the entity tagging loss beside the intent loss. On the SNIPS dev split 3.0
+        # gave 0.6 more slot F1 than 1.0 and the same intent log loss; 0 ignores entities,
+        # as `entity_recognition: false` does (docs/choosing-the-defaults.md).
+        "entity_loss_weight": 3.0,
+        # Fine-tune the word embedding table too. Keeping the pretrained one trains about
+        # 20% faster (Adam updates all its 30,522 rows every step) and was as accurate on
+        # the SNIPS dev split.
+        "train_word_embeddings": False,
+        # Dropout rate before and after the dense tanh layer, and before the tagging head.
+        "dropout": 0.1,
+        # Sentence vector: "mean" over the real tokens, or the "cls" token's vector.
+        "pooling": "mean",
+        # Lower-case the text before tokenizing: null follows the encoder (uncased models
+        # lower-case, cased ones keep case); true or false must agree with the encoder.
+        "lower_case": None,
+        # Seeds the heads' initial weights, dropout and the order of training batches.
+        "random_seed": 42,
+        # Intents in `intent_ranking`; 0 ranks them all.
+        RANKING_LENGTH: LABEL_RANKING_LENGTH,
+    }
+
+
+# Whole-number settings and their smallest values (None: any). max_seq_len needs room for
+# [CLS], one word piece and [SEP].
+_WHOLE_NUMBER_MINIMUMS = {
+    "max_seq_len": 3,
+    "epochs": 1,
+    "batch_size": 1,
+    RANKING_LENGTH: 0,
+    "random_seed": None,
+}
+_BOOLEANS = ("intent_classification", "entity_recognition", "entity_crf", "train_word_embeddings")
+
+
+def invalid(config: Dict[Text, Any], setting: str, problem: str) -> InvalidConfigException:
+    """The error for one bad setting, naming the component, the setting and its value."""
+    return InvalidConfigException(
+        f"{COMPONENT}: the setting '{setting}' {problem} (it is {config.get(setting)!r})."
+    )
+
+
+def check_config(config: Dict[Text, Any]) -> None:
+    """Raises `InvalidConfigException` naming the first bad setting of a merged config."""
+
+    def is_number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    def is_whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    for setting, minimum in _WHOLE_NUMBER_MINIMUMS.items():
+        value = config.get(setting)
+        if not is_whole(value) or (minimum is not None and value < minimum):
+            at_least = "" if minimum is None else f" of at least {minimum}"
+            raise invalid(config, setting, f"must be a whole number{at_least}")
+    num_layers = config.get("num_layers")
+    if num_layers is not None and (not is_whole(num_layers) or num_layers < 1):
+        raise invalid(config, "num_layers", "must be a whole number of at least 1 or null")
+    if not is_number(config.get("learning_rate")) or not 0 < config["learning_rate"] < 1:
+        raise invalid(config, "learning_rate", "must be a number between 0 and 1")
+    if not is_number(config.get("entity_loss_weight")) or config["entity_loss_weight"] < 0:
+        raise invalid(config, "entity_loss_weight", "must be a number of at least 0")
+    for setting in ("dropout", "label_smoothing"):
+        if not is_number(config.get(setting)) or not 0 <= config[setting] < 1:
+            raise invalid(config, setting, "must be a number from 0 up to, not including, 1")
+    if config.get("lower_case") not in (None, True, False):
+        raise invalid(config, "lower_case", "must be true, false or null (follow the model)")
+    for setting in _BOOLEANS:
+        if not isinstance(config.get(setting), bool):
+            raise invalid(config, setting, "must be true or false")
+    if not config["intent_classification"] and not config["entity_recognition"]:
+        raise invalid(
+            config,
+            "intent_classification",
+            "and 'entity_recognition' are both false, so the component would learn nothing: "
+            "set one of them to true, or remove the component from the pipeline",
+        )
+    if config.get("pooling") not in POOLINGS:
+        raise invalid(config, "pooling", f"must be one of: {', '.join(POOLINGS)}")
+    if not isinstance(config.get("model"), str) or not config["model"].strip():
+        raise invalid(
+            config, "model", f"must be '{encoders.DEFAULT_MODEL}' or the path to a BERT model folder"
+        )
+
+
+def predicts_entities(config: Dict[Text, Any]) -> bool:
+    """Whether a config trains and predicts entities."""
+    return config["entity_recognition"] and config["entity_loss_weight"] > 0
