@@ -1,8 +1,9 @@
 """`make benchmark`: our component and Rasa's default DIET pipeline on SNIPS, side by side.
 
 Each system is trained with `rasa train nlu` and tested with `rasa test nlu` (Rasa's own
-evaluation, reports and confusion matrix), then its archive is loaded into a Rasa `Agent`
-that parses the 700 test queries one at a time for latency. Everything lands in
+evaluation, reports and confusion matrix, and its per-token entity report), then its archive
+is loaded into a Rasa `Agent` that parses the test queries one at a time for latency; its
+entities give the span-level slot F1 and sentence accuracy. Everything lands in
 benchmark/results/: results.json (every figure and the machine), results.md (the table) and
 the confusion matrices.
 
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from rasa_bert_intent.cli import DEFAULT_SOURCE
+from slot_metrics import slot_scores, spans
 
 HERE = Path(__file__).resolve().parent
 REPOSITORY = HERE.parent
@@ -50,12 +52,13 @@ DIET = [
     },
     {"name": "DIETClassifier", "epochs": 100, "constrain_similarities": True},
 ]
-# Published results on the same 700 test queries; quoted, not measured here.
+# Published results on the same 700 test queries (intent accuracy, slot F1, sentence
+# accuracy, where the paper gives them); quoted, not measured here.
 PUBLISHED = [
-    ("BERT-base fine-tuned with Keras (the reference article)", 97.71),
-    ("JointBERT (Chen et al. 2019)", 98.6),
-    ("Stack-Propagation + BERT (Qin et al. 2019)", 99.0),
-    ("SlotRefine + BERT (2020)", 99.04),
+    ("BERT-base fine-tuned with Keras (the reference article)", 97.71, None, None),
+    ("JointBERT (Chen et al. 2019)", 98.6, 97.0, 92.8),
+    ("Stack-Propagation + BERT (Qin et al. 2019)", 99.0, None, None),
+    ("SlotRefine + BERT (2020)", 99.04, None, None),
 ]
 
 
@@ -64,6 +67,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS, help="our random seeds")
     parser.add_argument("--skip-diet", action="store_true", help="train and test ours only")
     parser.add_argument("--diet-epochs", type=int, default=100, help="DIETClassifier epochs")
+    parser.add_argument(
+        "--intents-only",
+        action="store_true",
+        help="also ours with entity_recognition: false (seed 42), the intent-only runtime",
+    )
     parser.add_argument("--snips", type=Path, default=REPOSITORY / DEFAULT_SOURCE)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
@@ -84,6 +92,8 @@ def main() -> None:
     test_query_counts = Counter(m.get("text") for m in test)
 
     systems = {f"ours-seed-{seed}": [{**OURS[0], "random_seed": seed}] for seed in args.seeds}
+    if args.intents_only:
+        systems["intents-only-seed-42"] = [{**OURS[0], "entity_recognition": False}]
     if not args.skip_diet:
         systems["diet"] = [*DIET[:-1], {**DIET[-1], "epochs": args.diet_epochs}]
     runs = {}
@@ -101,7 +111,10 @@ def main() -> None:
         "test_queries": len(test),
         "runs": runs,
         "ours": summary([r for name, r in runs.items() if name.startswith("ours")]),
-        "published": [{"system": s, "accuracy": a} for s, a in PUBLISHED],
+        "published": [
+            {"system": s, "accuracy": a, "slot_f1": f, "sentence_accuracy": sa}
+            for s, a, f, sa in PUBLISHED
+        ],
     }
     (args.out / "results.json").write_text(
         json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8"
@@ -166,11 +179,24 @@ def benchmark(
         folder / "report/intent_confusion_matrix.png",
         out / f"confusion_matrix_{name}.png",
     )
+    predictions_file = folder / "predictions.json"
     measured = run(
-        [sys.executable, __file__, "--latency", str(model), str(test_file)],
+        [sys.executable, __file__, "--latency", str(model), str(test_file), str(predictions_file)],
         capture=True,
     )
     latency = json.loads(measured["stdout"].strip().splitlines()[-1])
+    slots = slot_figures(test_file, json.loads(predictions_file.read_text(encoding="utf-8")))
+    # Rasa's entity report: per token, one file for each extractor that predicted entities.
+    entity_reports = [
+        path
+        for path in (folder / "report").glob("*_report.json")
+        if path.name not in ("intent_report.json", "response_selection_report.json")
+    ]
+    rasa_entity_f1 = (
+        100 * json.loads(entity_reports[0].read_text())["micro avg"]["f1-score"]
+        if entity_reports
+        else None
+    )
 
     return {
         "accuracy": 100 * report["accuracy"],
@@ -188,6 +214,9 @@ def benchmark(
             }
             for e in errors
         ],
+        **slots,
+        "rasa_entity_report": entity_reports[0].name if entity_reports else None,
+        "rasa_entity_f1": rasa_entity_f1,
         "train_seconds": train["seconds"],
         "train_peak_rss_mb": train["peak_rss_mb"],
         "train_cpu_cores_busy": train["cores_busy"],
@@ -215,8 +244,31 @@ def run(command: List[str], capture: bool = False) -> Dict:
     }
 
 
-def latency(model: str, test_file: str) -> None:
-    """Prints the per-message latency of `Agent.parse_message` over the test queries, as JSON."""
+def slot_figures(test_file: Path, predictions: List[Dict]) -> Dict:
+    """Slot F1 and sentence accuracy of the parsed test queries against their annotations."""
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    expected = {m.get("text"): m for m in load_data(str(test_file)).intent_examples}
+    scores = slot_scores(
+        [spans(expected[p["text"]].get("entities") or []) for p in predictions],
+        [spans(p["entities"]) for p in predictions],
+        [p["intent"] == expected[p["text"]].get("intent") for p in predictions],
+    )
+    slot_errors = [
+        {
+            "text": p["text"],
+            "expected": spans(expected[p["text"]].get("entities") or []),
+            "predicted": spans(p["entities"]),
+        }
+        for p in predictions
+        if spans(expected[p["text"]].get("entities") or []) != spans(p["entities"])
+    ]
+    return {**scores, "slot_errors": slot_errors}
+
+
+def latency(model: str, test_file: str, predictions_file: str) -> None:
+    """Prints the per-message latency of `Agent.parse_message` over the test queries, as JSON,
+    and writes each query's predicted intent and entities to `predictions_file`."""
     import logging
 
     from rasa.core.agent import Agent
@@ -229,14 +281,26 @@ def latency(model: str, test_file: str) -> None:
     texts = [m.get("text") for m in load_data(test_file).intent_examples]
     agent = Agent.load(model)
 
+    predictions = []
+
     async def parse_all() -> List[float]:
         for text in texts[:WARM_UP_MESSAGES]:
             await agent.parse_message(text)
         seconds = []
         for text in texts:
             started = time.perf_counter()
-            await agent.parse_message(text)
+            parsed = await agent.parse_message(text)
             seconds.append(time.perf_counter() - started)
+            predictions.append(
+                {
+                    "text": text,
+                    "intent": parsed["intent"]["name"],
+                    "entities": [
+                        {key: e[key] for key in ("start", "end", "entity")}
+                        for e in parsed["entities"]
+                    ],
+                }
+            )
         return seconds
 
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
@@ -244,6 +308,7 @@ def latency(model: str, test_file: str) -> None:
     seconds = sorted(asyncio.run(parse_all()))
     wall = time.perf_counter() - started
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    Path(predictions_file).write_text(json.dumps(predictions, ensure_ascii=False), encoding="utf-8")
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     threads = next(
         int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("Threads:")
@@ -269,6 +334,9 @@ def summary(runs: List[Dict]) -> Dict:
     for key in (
         "accuracy",
         "macro_f1",
+        "slot_f1",
+        "sentence_accuracy",
+        "rasa_entity_f1",
         "errors",
         "errors_of_all_test_queries",
         "train_seconds",
@@ -277,7 +345,9 @@ def summary(runs: List[Dict]) -> Dict:
         "latency_p50_ms",
         "latency_p95_ms",
     ):
-        values = [r[key] for r in runs]
+        values = [r.get(key) for r in runs]
+        if None in values:
+            continue
         figures[key] = {
             "mean": statistics.mean(values),
             "min": min(values),
@@ -319,24 +389,36 @@ def markdown(results: Dict) -> str:
     """The results table, our mean first, then each run, then the published figures."""
     m, runs, ours = results["machine"], results["runs"], results["ours"]
     lines = [
-        f"SNIPS intent accuracy on the {results['test_queries']} test queries, measured "
-        f"{results['date'][:10]} on {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
+        f"SNIPS on the {results['test_queries']} test queries, measured {results['date'][:10]} "
+        f"on {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
         f"{'a GPU' if m['gpu'] else 'no GPU'} (Rasa {m['rasa']}, TensorFlow {m['tensorflow']}).",
-        'Rasa\'s evaluation tests each distinct query once; "errors of all" counts a repeated '
-        "query each time it occurs.",
+        "Rasa's evaluation tests each distinct query once (697); \"errors of all\" counts a "
+        "repeated query each time it occurs. Slot F1 is span level (type and both offsets "
+        "right); sentence accuracy needs the intent and every slot right; Rasa's entity F1 "
+        "is the micro average of `rasa test nlu`'s per-token entity report.",
         "",
-        "| System | Accuracy % | Macro F1 | Errors (of all) | Training | Peak RSS | Archive "
-        "| p50 / p95 per message | Cores busy, training / parsing | Source |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| System | Intent accuracy % | Slot F1 | Sentence accuracy % | Rasa entity F1 "
+        "| Intent errors (of all) | Training | Peak RSS | Archive | p50 / p95 per message "
+        "| Cores busy, training / parsing | Source |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def figure(value, digits: int = 2) -> str:
+        return "" if value is None else f"{value:.{digits}f}"
+
     if ours:
         seeds = sum(name.startswith("ours") for name in runs)
+
+        def mean(key: str) -> str:
+            f = ours.get(key)
+            return "" if f is None else f"{f['mean']:.2f} ± {f['stdev']:.2f}"
+
         lines.append(
             f"| **rasa-bert-intent, mean of {seeds} seeds** "
-            f"| **{ours['accuracy']['mean']:.2f}** ± {ours['accuracy']['stdev']:.2f} "
-            f"({ours['accuracy']['min']:.2f}–{ours['accuracy']['max']:.2f}) "
-            f"| {ours['macro_f1']['mean']:.4f} | {ours['errors']['mean']:.1f} "
-            f"({ours['errors_of_all_test_queries']['mean']:.1f}) "
+            f"| **{mean('accuracy')}** ({ours['accuracy']['min']:.2f}–"
+            f"{ours['accuracy']['max']:.2f}) | **{mean('slot_f1')}** "
+            f"| **{mean('sentence_accuracy')}** | {mean('rasa_entity_f1')} "
+            f"| {ours['errors']['mean']:.1f} ({ours['errors_of_all_test_queries']['mean']:.1f}) "
             f"| {ours['train_seconds']['mean'] / 60:.1f} min "
             f"| {ours['train_peak_rss_mb']['mean'] / 1024:.1f} GB "
             f"| {ours['archive_mb']['mean']:.0f} MB "
@@ -345,14 +427,19 @@ def markdown(results: Dict) -> str:
         )
     for name, r in runs.items():
         lines.append(
-            f"| {name} | {r['accuracy']:.2f} | {r['macro_f1']:.4f} | {r['errors']} "
-            f"({r['errors_of_all_test_queries']}) | {r['train_seconds'] / 60:.1f} min "
+            f"| {name} | {r['accuracy']:.2f} | {figure(r.get('slot_f1'))} "
+            f"| {figure(r.get('sentence_accuracy'))} | {figure(r.get('rasa_entity_f1'))} "
+            f"| {r['errors']} ({r['errors_of_all_test_queries']}) "
+            f"| {r['train_seconds'] / 60:.1f} min "
             f"| {r['train_peak_rss_mb'] / 1024:.1f} GB | {r['archive_mb']:.0f} MB "
             f"| {r['latency_p50_ms']:.2f} / {r['latency_p95_ms']:.2f} ms "
             f"| {r['train_cpu_cores_busy']:.1f} / {r['latency_cpu_cores_busy']:.1f} | measured |"
         )
-    for system, accuracy in PUBLISHED:
-        lines.append(f"| {system} | {accuracy:.2f} | | | | | | | | published, not measured |")
+    for system, accuracy, slot_f1, sentence in PUBLISHED:
+        lines.append(
+            f"| {system} | {accuracy:.2f} | {figure(slot_f1, 1)} | {figure(sentence, 1)} "
+            f"| | | | | | | | published, not measured |"
+        )
     for name, r in runs.items():
         lines += ["", f"Misclassified by {name}:", ""]
         lines += [
@@ -360,12 +447,22 @@ def markdown(results: Dict) -> str:
             f"({e['confidence']:.2f})"
             for e in r["misclassified"]
         ]
+        lines += ["", f"Slot errors of {name} ({len(r.get('slot_errors', []))} queries):", ""]
+        lines += [
+            f"- \"{e['text']}\": expected {_spans_text(e['text'], e['expected'])}, "
+            f"predicted {_spans_text(e['text'], e['predicted'])}"
+            for e in r.get("slot_errors", [])
+        ]
     return "\n".join(lines) + "\n"
+
+
+def _spans_text(text: str, entity_spans: List) -> str:
+    return ", ".join(f"{entity}: '{text[start:end]}'" for start, end, entity in entity_spans) or "none"
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--latency"]:
-        latency(*sys.argv[2:4])
+        latency(*sys.argv[2:5])
     elif sys.argv[1:2] == ["--table"]:  # rewrites results.md from an existing results.json
         results_json = Path(sys.argv[2])
         table = markdown(json.loads(results_json.read_text(encoding="utf-8")))
