@@ -440,20 +440,27 @@ def test_any_text_gets_entities_inside_the_text(trips, text):
         assert 0 <= token.start < token.end <= len(text)
 
 
-def test_entities_only_leave_the_intent_to_another_classifier(model_storage, execution_context):
-    classifier = create(
-        {**TRIPS, "intent_classification": False},
-        model_storage,
-        Resource("entities_only"),
-        execution_context,
-    )
+def test_entities_only_with_a_crf_leave_the_intent_to_another_classifier(
+    model_storage, execution_context
+):
+    config = {**TRIPS, "intent_classification": False, "entity_crf": True}
+    resource = Resource("entities_only")
+    classifier = create(config, model_storage, resource, execution_context)
     classifier.train(RasaYAMLReader().reads(TRIPS_NLU))
-    (message,) = parse(classifier, "fly from Berlin to Oslo")
-    assert message.get("intent") is None and message.get("intent_ranking") is None
-    assert entities_of(message) == [
+    texts = ["fly from Berlin to Oslo", "order pizza pasta salad", "a large soup"]
+    before = parse(classifier, *texts)
+    assert before[0].get("intent") is None and before[0].get("intent_ranking") is None
+    assert entities_of(before[0]) == [
         ("city", "Berlin", "departure", None),
         ("city", "Oslo", "destination", None),
     ]
+    assert [e[1] for e in entities_of(before[1])] == ["pizza", "pasta", "salad"]
+    loaded = BertIntentClassifier.load(config, model_storage, resource, execution_context)
+    # O, and B and I of 7 labels: two roles of city, three groupings of food, two of size.
+    assert loaded.entity_transitions.shape == (15, 15)
+    np.testing.assert_array_equal(loaded.entity_transitions, classifier.entity_transitions)
+    for first, second in zip(before, parse(loaded, *texts)):
+        assert first.get("entities") == second.get("entities")
 
 
 def test_annotations_off_word_boundaries_are_counted_once_and_their_intents_trained(

@@ -180,7 +180,10 @@ def test_our_intents_and_entities_with_synonyms_roles_response_selection_and_fal
     assert (nyc["value"], nyc["start"], nyc["end"]) == ("New York", 13, 16)
     assert nyc["processors"] == ["EntitySynonymMapper"]
     assert flight["intent"]["name"] == "book_flight"
-    assert [(e["value"], e["role"]) for e in flight["entities"]] == [("Paris", "from"), ("Rome", "to")]
+    assert [(e["value"], e["role"]) for e in flight["entities"]] == [
+        ("Paris", "from"),
+        ("Rome", "to"),
+    ]
     assert greet["intent"]["name"] == "greet" and greet["entities"] == []
     assert name["intent"]["name"] == "chitchat"
     assert (

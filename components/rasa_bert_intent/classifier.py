@@ -163,7 +163,8 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 f"{len(not_pretrained)} weights, which start from random values: "
                 f"{', '.join(not_pretrained[:10])}"
             )
-        encodings = [self.tokenizer.encode(e.get(TEXT), self.config["max_seq_len"]) for e in examples]
+        max_seq_len = self.config["max_seq_len"]
+        encodings = [self.tokenizer.encode(e.get(TEXT), max_seq_len) for e in examples]
         label_of = {intent: label for label, intent in enumerate(self.intents)}
         model.train(
             [encoding.token_ids for encoding in encodings],
@@ -226,8 +227,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 for entity in example.get(ENTITIES) or []
                 if entity_tags.label_of(entity) is not None
             ]
-            words = self.tokenizer.words(example.get(TEXT))
-            tags = entity_tags.word_tags(words, entities, self.entity_labels)
+            tags = entity_tags.word_tags(encoding.words, entities, self.entity_labels)
             if tags is None:
                 misaligned.append(example.get(TEXT))
                 tag_lists.append(None)

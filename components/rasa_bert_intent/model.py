@@ -166,7 +166,8 @@ def _entity_tag_loss(
         word_tags = tf.maximum(tf.gather(entity_tags, order, batch_dims=1), 0)
         word_logits = tf.gather(tag_logits, order, batch_dims=1)
         log_likelihood, _ = crf_log_likelihood(word_logits, word_tags, lengths, transitions)
-        return -tf.reduce_sum(log_likelihood) / tf.maximum(tf.cast(tf.reduce_sum(lengths), tf.float32), 1.0)
+        words = tf.cast(tf.reduce_sum(lengths), log_likelihood.dtype)
+        return -tf.reduce_sum(log_likelihood) / tf.maximum(words, 1.0)
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
         tf.where(is_tagged, entity_tags, 0), tag_logits
     )

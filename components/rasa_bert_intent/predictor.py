@@ -22,13 +22,14 @@ class Predictor:
         self._interpreter = tf.lite.Interpreter(model_content=tflite_model)
         inputs = self._interpreter.get_input_details()
         # Intent probabilities are [1, intents], entity tag probabilities [1, length, tags].
-        outputs = {len(output["shape"]): output for output in self._interpreter.get_output_details()}
+        output_details = self._interpreter.get_output_details()
+        outputs = {len(output["shape"]): output for output in output_details}
         if (
             len(inputs) != 1
             or TOKEN_IDS not in inputs[0]["name"]
             or 2 not in outputs
             or not set(outputs) <= {2, 3}
-            or len(outputs) != len(self._interpreter.get_output_details())
+            or len(outputs) != len(output_details)
         ):
             raise ValueError("the model's inputs and outputs are not those of an intent model")
         self._input = inputs[0]["index"]

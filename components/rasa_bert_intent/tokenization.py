@@ -29,8 +29,9 @@ class Encoding:
     """One text as the encoder sees it, and the words its word pieces come from."""
 
     token_ids: List[int]  # [CLS], the word pieces, [SEP]
-    words: List[Tuple[int, int]]  # (start, end) character offsets of each word in the text
-    first_pieces: List[int]  # index in token_ids of each word's first piece; words cut off have none
+    words: List[Tuple[int, int]]  # (start, end) character offsets of every word in the text
+    # Index in token_ids of each word's first piece, for the words truncation left in.
+    first_pieces: List[int]
 
 
 class WordPieceTokenizer:
@@ -65,7 +66,7 @@ class WordPieceTokenizer:
             *self._tokenizer.convert_tokens_to_ids(pieces[: max_seq_len - 2]),
             self._sep_id,
         ]
-        return Encoding(token_ids, words[: len(first_pieces)], first_pieces)
+        return Encoding(token_ids, words, first_pieces)
 
     def words(self, text: str) -> List[Tuple[int, int]]:
         """Character spans of the words of BERT's basic tokenizer, in the original text.
