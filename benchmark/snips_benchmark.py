@@ -72,6 +72,11 @@ def main() -> None:
         action="store_true",
         help="also ours with entity_recognition: false (seed 42), the intent-only runtime",
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="take each system's figures from an earlier run's <out>/<system>/run.json if there",
+    )
     parser.add_argument("--snips", type=Path, default=REPOSITORY / DEFAULT_SOURCE)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
@@ -99,7 +104,14 @@ def main() -> None:
     runs = {}
     for name, pipeline in systems.items():
         print(f"\n=== {name} ===", flush=True)
-        runs[name] = benchmark(name, pipeline, train_file, test_file, test_query_counts, args.out)
+        saved = args.out / name / "run.json"
+        if args.reuse and saved.is_file():
+            runs[name] = json.loads(saved.read_text(encoding="utf-8"))
+        else:
+            runs[name] = benchmark(
+                name, pipeline, train_file, test_file, test_query_counts, args.out
+            )
+            saved.write_text(json.dumps(runs[name], indent=2, ensure_ascii=False), "utf-8")
         print(
             json.dumps({k: v for k, v in runs[name].items() if k != "misclassified"}),
             flush=True,
@@ -245,8 +257,12 @@ def run(command: List[str], capture: bool = False) -> Dict:
 
 
 def slot_figures(test_file: Path, predictions: List[Dict]) -> Dict:
-    """Slot F1 and sentence accuracy of the parsed test queries against their annotations."""
+    """Slot F1 and sentence accuracy of the parsed test queries against their annotations;
+    None for a system that extracts no entities."""
     from rasa.shared.nlu.training_data.loading import load_data
+
+    if not any(p["entities"] for p in predictions):
+        return {"slot_f1": None, "sentence_accuracy": None, "slot_errors": []}
 
     expected = {m.get("text"): m for m in load_data(str(test_file)).intent_examples}
     scores = slot_scores(
