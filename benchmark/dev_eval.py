@@ -104,10 +104,10 @@ def main() -> None:
         )
         for p, m in errors:
             print(f"    {m.get('intent')} -> {p.get('intent')['name']}: {m.get('text')}")
+        expected_spans = [spans(m.get("entities") or []) for m in dev]
+        intents_right = [p.get("intent")["name"] == m.get("intent") for p, m in zip(predicted, dev)]
         slots = slot_scores(
-            [spans(m.get("entities") or []) for m in dev],
-            [spans(p.get("entities") or []) for p in predicted],
-            [p.get("intent")["name"] == m.get("intent") for p, m in zip(predicted, dev)],
+            expected_spans, [spans(p.get("entities") or []) for p in predicted], intents_right
         )
         print(
             f"    slot F1 {slots['slot_f1']:.2f} (precision {slots['slot_precision']:.2f}, "
@@ -116,11 +116,7 @@ def main() -> None:
             f"continues no entity of its label",
             flush=True,
         )
-        argmax_slots = slot_scores(
-            [spans(m.get("entities") or []) for m in dev],
-            argmax_spans,
-            [p.get("intent")["name"] == m.get("intent") for p, m in zip(predicted, dev)],
-        )
+        argmax_slots = slot_scores(expected_spans, argmax_spans, intents_right)
         print(
             f"    with each word's most likely tag instead: slot F1 {argmax_slots['slot_f1']:.2f}, "
             f"sentence accuracy {argmax_slots['sentence_accuracy']:.2f}%",

@@ -29,6 +29,7 @@ def test_labels_combine_type_role_and_group():
     assert label_of(entity(0, 4, role="departure", group="1")) == FROM_CITY
     assert label_of({"entity": "city", "value": "Oslo"}) is None  # no offsets
     assert num_tags(LABELS) == 5
+    assert num_tags([]) == 0
 
 
 def test_adjacent_entities_of_one_type_get_their_own_b_tags():

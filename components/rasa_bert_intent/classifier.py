@@ -148,7 +148,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             max(1, len(self.intents)),
             self.config["dropout"],
             self.config["pooling"],
-            entity_tags.num_tags(labels) if labels else 0,
+            entity_tags.num_tags(labels),
             self.config["train_word_embeddings"],
             self.config["entity_crf"],
         )
@@ -360,7 +360,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             if hashlib.sha256(tflite_model).hexdigest() != metadata["model_sha256"]:
                 raise ValueError("the file differs from the one training wrote")
             self.predictor = Predictor(tflite_model, metadata["max_seq_len"])
-            expected_tags = entity_tags.num_tags(self.entity_labels) if self.entity_labels else 0
+            expected_tags = entity_tags.num_tags(self.entity_labels)
             if (
                 self.predictor.num_intents != max(1, len(self.intents))
                 or self.predictor.num_entity_tags != expected_tags

@@ -5,6 +5,7 @@ is outside any entity; label k has the tags 2k + 1 (B, the entity's first word) 
 (I, each word after it), so two adjacent entities of one type stay apart.
 """
 
+from functools import lru_cache
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -42,8 +43,8 @@ def label_of(entity: Dict[str, Any]) -> Optional[Label]:
 
 
 def num_tags(labels: Sequence[Label]) -> int:
-    """Outside, and B and I for each label."""
-    return 1 + 2 * len(labels)
+    """Outside, and B and I for each label; 0 without labels (no tagging head)."""
+    return 1 + 2 * len(labels) if labels else 0
 
 
 def word_tags(
@@ -85,12 +86,7 @@ def best_tags(
     if num_words == 0:
         return np.zeros(0, dtype=int)
     scores = np.log(np.maximum(tag_probabilities.astype(np.float64), 1e-12))
-    is_inside = (np.arange(num_tags_) % 2 == 0) & (np.arange(num_tags_) > 0)
-    # allowed[previous, tag]: O and B follow anything; I follows its label's B or I.
-    allowed = np.ones((num_tags_, num_tags_), dtype=bool)
-    allowed[:, is_inside] = False
-    for inside in np.flatnonzero(is_inside):
-        allowed[[inside - 1, inside], inside] = True
+    is_inside, allowed = _valid_bio(num_tags_)
     transition = np.where(allowed, 0.0 if transitions is None else transitions, -np.inf)
     best = np.where(is_inside, -np.inf, scores[0])
     backpointers = np.zeros((num_words, num_tags_), dtype=int)
@@ -103,6 +99,19 @@ def best_tags(
     for word in range(num_words - 1, 0, -1):
         tags[word - 1] = backpointers[word, tags[word]]
     return tags
+
+
+@lru_cache(maxsize=8)
+def _valid_bio(num_tags_: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Which tags are I tags, and `allowed[previous, tag]`: O and B follow anything, an I
+    follows its label's B or I. Cached: it is the same for every message of a model."""
+    is_inside = (np.arange(num_tags_) % 2 == 0) & (np.arange(num_tags_) > 0)
+    allowed = np.ones((num_tags_, num_tags_), dtype=bool)
+    allowed[:, is_inside] = False
+    for inside in np.flatnonzero(is_inside):
+        allowed[[inside - 1, inside], inside] = True
+    is_inside.flags.writeable = allowed.flags.writeable = False
+    return is_inside, allowed
 
 
 def decode(

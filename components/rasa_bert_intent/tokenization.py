@@ -81,7 +81,7 @@ class WordPieceTokenizer:
         for position, char in enumerate(text):
             if _is_whitespace(char):
                 kind = "space"
-            elif ord(char) in (0, 0xFFFD) or _is_control(char):
+            elif _is_dropped(char):
                 kind = "dropped"
             elif self._is_cjk(ord(char)):
                 kind = "alone"
@@ -116,13 +116,14 @@ class WordPieceTokenizer:
     def _end_of_word(self, text: str, position: int) -> int:
         """The end of a word read up to `position`, without dropped characters after it."""
         end = position
-        while end > 0 and (
-            _is_whitespace(text[end - 1])
-            or ord(text[end - 1]) in (0, 0xFFFD)
-            or _is_control(text[end - 1])
-        ):
+        while end > 0 and (_is_whitespace(text[end - 1]) or _is_dropped(text[end - 1])):
             end -= 1
         return end
+
+
+def _is_dropped(char: str) -> bool:
+    """Whether BERT's basic tokenizer removes the character, as its `_clean_text` does."""
+    return ord(char) in (0, 0xFFFD) or _is_control(char)
 
 
 def bucket_length(length: int, max_seq_len: int) -> int:
