@@ -136,7 +136,7 @@ def argmax_decoding(classifier, dev):
     for message in dev:
         text = message.get("text")
         encoding = classifier.tokenizer.encode(text, classifier.config["max_seq_len"])
-        _intents, (tag_probabilities,) = classifier.predictor.predict([encoding.token_ids])
+        _intents, (tag_probabilities,), _vectors = classifier.predictor.predict([encoding.token_ids])
         tags = tag_probabilities[encoding.first_pieces].argmax(axis=-1)
         entities, previous, is_broken = [], 0, False
         for (start, end), tag in zip(encoding.words, tags):

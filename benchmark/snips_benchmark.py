@@ -3,9 +3,11 @@
 Each system is trained with `rasa train nlu` and tested with `rasa test nlu` (Rasa's own
 evaluation, reports and confusion matrix, and its per-token entity report), then its archive
 is loaded into a Rasa `Agent` that parses the test queries one at a time for latency; its
-entities give the span-level slot F1 and sentence accuracy. Everything lands in
-benchmark/results/: results.json (every figure and the machine), results.md (the table) and
-the confusion matrices.
+entities give the span-level slot F1 and sentence accuracy. The same agent parses 3,058
+out-of-scope messages (benchmark/out_of_scope.py), and config.yml's FallbackClassifier
+judges them and the test queries. Everything lands in benchmark/results/: results.json
+(every figure and the machine), results.md (the tables), the confusion matrices and
+confidences.png (the top confidences of in-scope and out-of-scope messages).
 
     .venv/bin/python benchmark/snips_benchmark.py                 # 3 seeds and DIET
     .venv/bin/python benchmark/snips_benchmark.py --seeds 42 --skip-diet
@@ -28,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List
 
+import out_of_scope
 from rasa_bert_intent.cli import DEFAULT_SOURCE
 from slot_metrics import slot_scores, spans
 
@@ -36,6 +39,14 @@ REPOSITORY = HERE.parent
 RASA = str(Path(sys.executable).with_name("rasa"))
 SEEDS = [42, 43, 44]
 WARM_UP_MESSAGES = 50
+# Per-message lists in run.json, left out of what is printed.
+LISTS = (
+    "misclassified",
+    "slot_errors",
+    "in_scope_confidences",
+    "out_of_scope_confidences",
+    "out_of_scope_kept",
+)
 
 OURS = [{"name": "rasa_bert_intent.BertIntentClassifier"}]
 # Rasa's recommended default NLU pipeline (the one `rasa init` writes), intent and entity parts.
@@ -73,6 +84,11 @@ def main() -> None:
         help="also ours with entity_recognition: false (seed 42), the intent-only runtime",
     )
     parser.add_argument(
+        "--softmax-baseline",
+        action="store_true",
+        help="also ours with out_of_scope_detection: false (seed 42), the plain softmax",
+    )
+    parser.add_argument(
         "--reuse",
         action="store_true",
         help="take each system's figures from an earlier run's <out>/<system>/run.json if there",
@@ -99,6 +115,8 @@ def main() -> None:
     systems = {f"ours-seed-{seed}": [{**OURS[0], "random_seed": seed}] for seed in args.seeds}
     if args.intents_only:
         systems["intents-only-seed-42"] = [{**OURS[0], "entity_recognition": False}]
+    if args.softmax_baseline:
+        systems["softmax-seed-42"] = [{**OURS[0], "out_of_scope_detection": False}]
     if not args.skip_diet:
         systems["diet"] = [*DIET[:-1], {**DIET[-1], "epochs": args.diet_epochs}]
     runs = {}
@@ -113,7 +131,7 @@ def main() -> None:
             )
             saved.write_text(json.dumps(runs[name], indent=2, ensure_ascii=False), "utf-8")
         print(
-            json.dumps({k: v for k, v in runs[name].items() if k != "misclassified"}),
+            json.dumps({k: v for k, v in runs[name].items() if k not in LISTS}),
             flush=True,
         )
 
@@ -132,6 +150,14 @@ def main() -> None:
         json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8"
     )
     (args.out / "results.md").write_text(markdown(results), encoding="utf-8")
+    out_of_scope.plot(
+        {
+            name: (r["in_scope_confidences"], r["out_of_scope_confidences"])
+            for name, r in runs.items()
+            if name in ("ours-seed-42", "softmax-seed-42", "diet")
+        },
+        args.out / "confidences.png",
+    )
     print("\n" + markdown(results))
 
 
@@ -197,7 +223,9 @@ def benchmark(
         capture=True,
     )
     latency = json.loads(measured["stdout"].strip().splitlines()[-1])
-    slots = slot_figures(test_file, json.loads(predictions_file.read_text(encoding="utf-8")))
+    predictions = json.loads(predictions_file.read_text(encoding="utf-8"))
+    slots = slot_figures(test_file, predictions["in_scope"])
+    scope = out_of_scope.figures(predictions["in_scope"], predictions["out_of_scope"])
     # Rasa's entity report: per token, one file for each extractor that predicted entities.
     entity_reports = [
         path
@@ -234,6 +262,11 @@ def benchmark(
         "train_cpu_cores_busy": train["cores_busy"],
         "archive_mb": model.stat().st_size / 1e6,
         **latency,
+        **scope,
+        "in_scope_confidences": [p["intent"]["confidence"] for p in predictions["in_scope"]],
+        "out_of_scope_confidences": [
+            p["intent"]["confidence"] for p in predictions["out_of_scope"]
+        ],
     }
 
 
@@ -268,7 +301,7 @@ def slot_figures(test_file: Path, predictions: List[Dict]) -> Dict:
     scores = slot_scores(
         [spans(expected[p["text"]].get("entities") or []) for p in predictions],
         [spans(p["entities"]) for p in predictions],
-        [p["intent"] == expected[p["text"]].get("intent") for p in predictions],
+        [p["intent"]["name"] == expected[p["text"]].get("intent") for p in predictions],
     )
     slot_errors = [
         {
@@ -284,7 +317,8 @@ def slot_figures(test_file: Path, predictions: List[Dict]) -> Dict:
 
 def latency(model: str, test_file: str, predictions_file: str) -> None:
     """Prints the per-message latency of `Agent.parse_message` over the test queries, as JSON,
-    and writes each query's predicted intent and entities to `predictions_file`."""
+    and writes each test query's and each out-of-scope message's predicted intent, ranking
+    and entities to `predictions_file`."""
     import logging
 
     from rasa.core.agent import Agent
@@ -299,6 +333,16 @@ def latency(model: str, test_file: str, predictions_file: str) -> None:
 
     predictions = []
 
+    def prediction(text: str, parsed: Dict) -> Dict:
+        return {
+            "text": text,
+            "intent": parsed["intent"],
+            "ranking": parsed["intent_ranking"][:2],
+            "entities": [
+                {key: e[key] for key in ("start", "end", "entity")} for e in parsed["entities"]
+            ],
+        }
+
     async def parse_all() -> List[float]:
         for text in texts[:WARM_UP_MESSAGES]:
             await agent.parse_message(text)
@@ -307,24 +351,29 @@ def latency(model: str, test_file: str, predictions_file: str) -> None:
             started = time.perf_counter()
             parsed = await agent.parse_message(text)
             seconds.append(time.perf_counter() - started)
-            predictions.append(
-                {
-                    "text": text,
-                    "intent": parsed["intent"]["name"],
-                    "entities": [
-                        {key: e[key] for key in ("start", "end", "entity")}
-                        for e in parsed["entities"]
-                    ],
-                }
-            )
+            predictions.append(prediction(text, parsed))
         return seconds
+
+    async def parse_out_of_scope() -> List[Dict]:
+        parsed = []
+        for name, (oos_texts, kinds) in out_of_scope.read_out_of_scope().items():
+            for text, kind in zip(oos_texts, kinds):
+                result = prediction(text, await agent.parse_message(text))
+                parsed.append({**result, "set": name, "kind": kind})
+        return parsed
 
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     seconds = sorted(asyncio.run(parse_all()))
     wall = time.perf_counter() - started
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
-    Path(predictions_file).write_text(json.dumps(predictions, ensure_ascii=False), encoding="utf-8")
+    Path(predictions_file).write_text(
+        json.dumps(
+            {"in_scope": predictions, "out_of_scope": asyncio.run(parse_out_of_scope())},
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     threads = next(
         int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("Threads:")
@@ -360,6 +409,10 @@ def summary(runs: List[Dict]) -> Dict:
         "archive_mb",
         "latency_p50_ms",
         "latency_p95_ms",
+        "in_scope_fallback_pct",
+        "out_of_scope_fallback_pct",
+        "oos_auroc",
+        "oos_recall_at_95_pct_kept",
     ):
         values = [r.get(key) for r in runs]
         if None in values:
@@ -456,6 +509,7 @@ def markdown(results: Dict) -> str:
             f"| {system} | {accuracy:.2f} | {figure(slot_f1, 1)} | {figure(sentence, 1)} "
             f"| | | | | | | | published, not measured |"
         )
+    lines += out_of_scope_table(results)
     for name, r in runs.items():
         lines += ["", f"Misclassified by {name}:", ""]
         lines += [
@@ -470,6 +524,60 @@ def markdown(results: Dict) -> str:
             for e in r.get("slot_errors", [])
         ]
     return "\n".join(lines) + "\n"
+
+
+def out_of_scope_table(results: Dict) -> List[str]:
+    """The fallback of in-scope and out-of-scope messages, ours as mean of the seeds first."""
+    runs, ours = results["runs"], results["ours"]
+    measured = [r for r in runs.values() if "oos_auroc" in r]  # not in reused older runs
+    if not measured:
+        return []
+    first = measured[0]
+    by_set = first["out_of_scope_fallback_pct_by_set"]
+    lines = [
+        "",
+        f"Out of scope: {first['out_of_scope_messages']} messages that fit none of the 7 "
+        f"intents (benchmark/out_of_scope.py: CLINC150's out-of-scope queries and its queries "
+        f"of 136 other intents, and benchmark/out_of_scope.yml), judged by config.yml's "
+        f"FallbackClassifier (threshold {first['fallback_threshold']}, ambiguity threshold "
+        f"{first['ambiguity_threshold']}). AUROC: of the top confidence, SNIPS test against "
+        f"out of scope. Recall at 95% kept: out-of-scope share below the confidence that 95% "
+        f"of the test queries reach.",
+        "",
+        "| System | SNIPS test falling back % | Out of scope falling back % | "
+        + " | ".join(by_set)
+        + " | AUROC | Recall at 95% kept % |",
+        "|---|---|---|" + "---|" * len(by_set) + "---|---|",
+    ]
+    if "oos_auroc" in ours:
+        seeds = sum(name.startswith("ours") for name in runs)
+
+        def mean(key: str, digits: int = 2) -> str:
+            return f"{ours[key]['mean']:.{digits}f} ± {ours[key]['stdev']:.{digits}f}"
+
+        lines.append(
+            f"| **rasa-bert-intent, mean of {seeds} seeds** "
+            f"| **{mean('in_scope_fallback_pct')}** | **{mean('out_of_scope_fallback_pct')}** | "
+            + " | " * (len(by_set) - 1)
+            + f" | **{mean('oos_auroc', 4)}** | {mean('oos_recall_at_95_pct_kept')} |"
+        )
+    for name, r in runs.items():
+        if "oos_auroc" not in r:  # a run.json of an earlier benchmark, reused
+            continue
+        lines.append(
+            f"| {name} | {r['in_scope_fallback_pct']:.2f} | {r['out_of_scope_fallback_pct']:.2f} | "
+            + " | ".join(f"{r['out_of_scope_fallback_pct_by_set'][k]:.1f}" for k in by_set)
+            + f" | {r['oos_auroc']:.4f} | {r['oos_recall_at_95_pct_kept']:.2f} |"
+        )
+    for name, r in runs.items():
+        kept = r.get("out_of_scope_kept", [])
+        lines += ["", f"Out-of-scope messages {name} let through ({len(kept)}):", ""]
+        lines += [
+            f"- \"{e['text']}\" ({e['set']}/{e['kind']}): {e['intent']['name']} "
+            f"({e['intent']['confidence']:.2f})"
+            for e in kept
+        ]
+    return lines
 
 
 def _spans_text(text: str, entity_spans: List) -> str:

@@ -6,7 +6,14 @@ import re
 
 import numpy as np
 import pytest
-from small_assistant import EXAMPLES as NLU_EXAMPLES, TRIPS_NLU, nlu_yaml
+from small_assistant import (
+    EXAMPLES as NLU_EXAMPLES,
+    SHOP_EXAMPLES,
+    SHOP_IN_SCOPE,
+    SHOP_OUT_OF_SCOPE,
+    TRIPS_NLU,
+    nlu_yaml,
+)
 from rasa.engine.storage.resource import Resource
 from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
 from rasa.nlu.classifiers.classifier import IntentClassifier
@@ -18,7 +25,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from rasa_bert_intent import BertIntentClassifier
-from rasa_bert_intent.classifier import METADATA_FILE, MODEL_FILE, VOCAB_FILE
+from rasa_bert_intent.classifier import IN_SCOPE_FILE, METADATA_FILE, MODEL_FILE, VOCAB_FILE
 
 MARKUP = re.compile(r"\[([^\]]+)\]\([^)]+\)")
 # Plain texts: entity markup is for the NLU YAML tests.
@@ -101,8 +108,54 @@ def test_intent_and_ranking_follow_rasa_rules(trained):
     )
     confidences = [r["confidence"] for r in ranking]
     assert confidences == sorted(confidences, reverse=True)
-    assert sum(confidences) == pytest.approx(1.0, abs=1e-5)
+    # The intent probabilities times the message's in-scope factor (1 for the plain softmax).
+    assert 0.5 < sum(confidences) <= 1.0 + 1e-5
+    assert all(0.0 <= confidence <= 1.0 for confidence in confidences)
     assert message.as_dict_nlu()["intent"] == intent
+
+
+def test_out_of_scope_messages_get_low_confidences_unless_turned_off(
+    model_storage, execution_context
+):
+    """A second, small assistant (4 intents, 15 examples each), and messages it never saw."""
+    data = TrainingData(
+        [Message.build(text=t, intent=i) for i, texts in SHOP_EXAMPLES.items() for t in texts]
+    )
+    in_scope = [text for texts in SHOP_IN_SCOPE.values() for text in texts]
+    expected = [intent for intent, texts in SHOP_IN_SCOPE.items() for _ in texts]
+    texts = in_scope + SHOP_OUT_OF_SCOPE
+    results = {}
+    for detection in (True, False):
+        config = {"epochs": 20, "batch_size": 8, "out_of_scope_detection": detection}
+        classifier = create(config, model_storage, Resource(str(detection)), execution_context)
+        classifier.train(data)
+        results[detection] = parse(classifier, *texts)
+    with_detection, plain = results[True], results[False]
+    # The same network: the detection scales every confidence of a message by one factor.
+    for scaled, softmax in zip(with_detection, plain):
+        assert scaled.get("intent")["name"] == softmax.get("intent")["name"]
+        factor = scaled.get("intent")["confidence"] / softmax.get("intent")["confidence"]
+        assert 0.0 <= factor <= 1.0
+        for scaled_entry, entry in zip(
+            scaled.get("intent_ranking"), softmax.get("intent_ranking")
+        ):
+            assert scaled_entry["name"] == entry["name"]
+            assert scaled_entry["confidence"] == pytest.approx(
+                entry["confidence"] * factor, rel=1e-4, abs=1e-6
+            )
+        assert sum(r["confidence"] for r in softmax.get("intent_ranking")) == pytest.approx(1.0)
+
+    def kept(messages):
+        """How many messages FallbackClassifier's threshold of 0.5 lets through."""
+        return sum(m.get("intent")["confidence"] >= 0.5 for m in messages)
+
+    n = len(in_scope)
+    assert [m.get("intent")["name"] for m in with_detection[:n]] == expected
+    # Seeds 1, 2, 3 and 42 kept 13 to 15 of the 16 and let 0 or 1 of the 20 through.
+    assert kept(with_detection[:n]) >= 12
+    assert kept(with_detection[n:]) <= 2
+    assert kept(plain[:n]) == 16
+    assert kept(plain[n:]) >= 15  # the plain softmax is sure of most out-of-scope messages
 
 
 def test_ranking_length_cuts_the_ranking_but_not_the_intent(trained):
@@ -200,6 +253,8 @@ def _flip_a_byte(path):
         (VOCAB_FILE, lambda path: path.unlink()),
         (METADATA_FILE, lambda path: path.write_text("{not json")),
         (METADATA_FILE, _bump_format_version),
+        (IN_SCOPE_FILE, _flip_a_byte),
+        (IN_SCOPE_FILE, lambda path: path.unlink()),
     ],
     ids=[
         "truncated model",
@@ -208,6 +263,8 @@ def _flip_a_byte(path):
         "no vocabulary",
         "broken metadata",
         "newer format",
+        "altered out-of-scope statistics",
+        "no out-of-scope statistics",
     ],
 )
 def test_damaged_model_files_give_an_error_naming_component_and_file(trained, file_name, damage):
@@ -244,6 +301,7 @@ def test_damaged_model_files_give_an_error_naming_component_and_file(trained, fi
         ("intent_classification", "yes"),
         ("entity_recognition", 1),
         ("entity_crf", None),
+        ("out_of_scope_detection", "no"),
         ("ranking_length", -1),
         ("random_seed", None),
         ("model", "/no/such/folder"),

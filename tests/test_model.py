@@ -64,12 +64,14 @@ def test_the_networks_embeddings_give_what_the_bert_layer_gives():
     np.testing.assert_allclose(actual, expected, atol=1e-6)
 
 
-def test_the_tflite_export_gives_the_networks_probabilities_at_every_length():
+def test_the_tflite_export_gives_the_networks_probabilities_and_vectors_at_every_length():
     model = tiny_model()
     predictor = Predictor(model.to_tflite(), MAX_SEQ_LEN)
     assert predictor.num_intents == 3 and predictor.num_entity_tags == 0
     # Twice over, so that the interpreter is resized back and forth between buckets.
-    probabilities, tag_probabilities = predictor.predict(TOKEN_ID_LISTS + TOKEN_ID_LISTS)
+    probabilities, tag_probabilities, vectors = predictor.predict(
+        TOKEN_ID_LISTS + TOKEN_ID_LISTS
+    )
     assert tag_probabilities == [None] * 8
     expected = [
         tf.nn.softmax(model.network(pad([ids], bucket_length(len(ids), MAX_SEQ_LEN)))).numpy()[0]
@@ -78,6 +80,11 @@ def test_the_tflite_export_gives_the_networks_probabilities_at_every_length():
     # float16 weights move the probabilities by about 1e-4.
     np.testing.assert_allclose(probabilities, np.array(expected + expected), atol=1e-3)
     assert np.ptp(probabilities[:, 0]) > 1e-3  # the messages get different probabilities
+    # The batched vectors of training are the exported model's, whatever the padding.
+    expected_vectors = model.sentence_vectors(TOKEN_ID_LISTS)
+    assert expected_vectors.shape == (4, predictor.hidden_size)
+    np.testing.assert_allclose(vectors, np.concatenate([expected_vectors] * 2), atol=2e-2)
+    assert np.ptp(vectors[:4, 0]) > 1e-2
 
 
 @pytest.mark.parametrize(
@@ -90,7 +97,7 @@ def test_the_entity_tagging_head_learns_its_tags_and_goes_into_the_export(
     # Tag 1 or 2 by the word's parity, so that the head has something to learn.
     tags = [[UNTAGGED, *[1 + word % 2 for word in ids[1:-1]], UNTAGGED] for ids in TOKEN_ID_LISTS]
     batch, expected = pad(TOKEN_ID_LISTS, 24), pad(tags, 24, UNTAGGED)
-    _, tag_logits_before = model.network.intent_and_entity_tag_logits(batch, False)
+    _, tag_logits_before, _ = model.network.intent_and_entity_tag_logits(batch, False)
     intent_kernel_before = model.network.logits.kernel.numpy()
     # The last message has no tags: the CRF's loss must skip it, not turn to NaN.
     tags[-1] = None
@@ -101,7 +108,7 @@ def test_the_entity_tagging_head_learns_its_tags_and_goes_into_the_export(
     if entity_crf:  # learned: tag 1 and 2 alternate, so 1 -> 2 beats 1 -> 1
         assert np.isfinite(transitions.numpy()).all()
         assert transitions[1, 2] > transitions[1, 1]
-    _, tag_logits = model.network.intent_and_entity_tag_logits(batch, False)
+    _, tag_logits, _ = model.network.intent_and_entity_tag_logits(batch, False)
     is_tagged = expected != UNTAGGED
     assert (tag_logits.numpy().argmax(-1)[is_tagged] == expected[is_tagged]).all()
     assert not np.allclose(tag_logits, tag_logits_before)
@@ -110,11 +117,11 @@ def test_the_entity_tagging_head_learns_its_tags_and_goes_into_the_export(
     assert intent_kernel_kept == (intent_loss_weight == 0)
     predictor = Predictor(model.to_tflite(), MAX_SEQ_LEN)
     assert (predictor.num_intents, predictor.num_entity_tags) == (3, 3)
-    probabilities, tag_probabilities = predictor.predict(TOKEN_ID_LISTS)
+    probabilities, tag_probabilities, _ = predictor.predict(TOKEN_ID_LISTS)
     assert probabilities.shape == (4, 3)
     for ids, exported in zip(TOKEN_ID_LISTS, tag_probabilities):
         length = bucket_length(len(ids), MAX_SEQ_LEN)
-        _, logits = model.network.intent_and_entity_tag_logits(pad([ids], length), False)
+        _, logits, _ = model.network.intent_and_entity_tag_logits(pad([ids], length), False)
         expected_probabilities = tf.nn.softmax(logits).numpy()[0, : len(ids)]
         np.testing.assert_allclose(exported, expected_probabilities, atol=1e-3)
 

@@ -5,6 +5,7 @@ Its settings and their checks are in `settings.py`, entity tagging and decoding 
 """
 
 import hashlib
+import io
 import json
 import logging
 import shutil
@@ -32,6 +33,7 @@ from rasa.utils.tensorflow.constants import RANKING_LENGTH
 from rasa_bert_intent import encoder as encoders
 from rasa_bert_intent import entities as entity_tags
 from rasa_bert_intent import settings
+from rasa_bert_intent.in_scope import InScopeModel
 from rasa_bert_intent.model import IntentModel, IntentNetwork
 from rasa_bert_intent.predictor import Predictor
 from rasa_bert_intent.tokenization import Encoding, WordPieceTokenizer
@@ -42,7 +44,8 @@ logger = logging.getLogger(__name__)
 MODEL_FILE = "model.tflite"
 VOCAB_FILE = "vocab.txt"
 METADATA_FILE = "metadata.json"
-FORMAT_VERSION = 3  # raised whenever the files above change incompatibly
+IN_SCOPE_FILE = "in_scope.npz"  # only with out_of_scope_detection
+FORMAT_VERSION = 4  # raised whenever the files above change incompatibly
 
 
 @DefaultV1Recipe.register(
@@ -93,6 +96,8 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         self.entity_transitions: Optional[np.ndarray] = None
         self.tokenizer: Optional[WordPieceTokenizer] = None
         self.predictor: Optional[Predictor] = None
+        # What scales the confidences of out-of-scope messages down; None leaves them be.
+        self.in_scope: Optional[InScopeModel] = None
 
     @classmethod
     def create(
@@ -165,10 +170,12 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             )
         max_seq_len = self.config["max_seq_len"]
         encodings = [self.tokenizer.encode(e.get(TEXT), max_seq_len) for e in examples]
+        token_id_lists = [encoding.token_ids for encoding in encodings]
         label_of = {intent: label for label, intent in enumerate(self.intents)}
+        labels = [label_of.get(e.get(INTENT), 0) for e in examples]
         model.train(
-            [encoding.token_ids for encoding in encodings],
-            [label_of.get(e.get(INTENT), 0) for e in examples],
+            token_id_lists,
+            labels,
             self._piece_tags(examples, encodings),
             intent_loss_weight=1.0 if classify_intents else 0.0,
             entity_loss_weight=self.config["entity_loss_weight"],
@@ -180,6 +187,10 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             show_progress=not rasa.shared.utils.io.is_logging_disabled(),
         )
         self.predictor = Predictor(model.to_tflite(), self.config["max_seq_len"])
+        if classify_intents and self.config["out_of_scope_detection"]:
+            self.in_scope = InScopeModel.fit(
+                model.sentence_vectors(token_id_lists), labels, self.config["random_seed"]
+            )
         if network.entity_transitions is not None:
             self.entity_transitions = network.entity_transitions.numpy().astype(np.float64)
         self.persist(pretrained)
@@ -251,11 +262,13 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             else None
             for m in messages
         ]
-        probabilities, tag_probabilities = (
+        probabilities, tag_probabilities, vectors = (
             self.predictor.predict([encoding.token_ids for encoding in encodings])
             if self.predictor is not None
-            else (None, [None] * len(messages))
+            else (None, [None] * len(messages), None)
         )
+        if self.in_scope is not None and probabilities is not None:
+            probabilities = probabilities * self.in_scope.factors(vectors)[:, None]
         for row, (message, encoding) in enumerate(zip(messages, encodings)):
             if encoding is not None and not message.get(TOKENS_NAMES[TEXT]):
                 # `rasa test nlu` scores entities per Rasa token: our words, if no tokenizer ran.
@@ -294,9 +307,17 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
 
     def persist(self, pretrained: encoders.PretrainedEncoder) -> None:
-        """Writes the TensorFlow Lite model, vocabulary and metadata into Rasa's model storage."""
+        """Writes the TensorFlow Lite model, vocabulary, out-of-scope statistics and metadata
+        into Rasa's model storage."""
+        in_scope = b""
+        if self.in_scope is not None:
+            buffer = io.BytesIO()
+            np.savez(buffer, **self.in_scope.to_arrays())
+            in_scope = buffer.getvalue()
         with self._model_storage.write_to(self._resource) as model_dir:
             (model_dir / MODEL_FILE).write_bytes(self.predictor.tflite_model)
+            if in_scope:
+                (model_dir / IN_SCOPE_FILE).write_bytes(in_scope)
             shutil.copyfile(pretrained.vocab_file, model_dir / VOCAB_FILE)
             rasa.shared.utils.io.dump_obj_as_json_to_file(
                 model_dir / METADATA_FILE,
@@ -311,6 +332,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                     "max_seq_len": self.predictor.max_seq_len,
                     # TensorFlow Lite does not check a model file before running it.
                     "model_sha256": hashlib.sha256(self.predictor.tflite_model).hexdigest(),
+                    "in_scope_sha256": hashlib.sha256(in_scope).hexdigest() if in_scope else None,
                 },
             )
 
@@ -356,9 +378,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             file_name = VOCAB_FILE
             self.tokenizer = WordPieceTokenizer(model_dir / VOCAB_FILE, metadata["do_lower_case"])
             file_name = MODEL_FILE
-            tflite_model = (model_dir / MODEL_FILE).read_bytes()
-            if hashlib.sha256(tflite_model).hexdigest() != metadata["model_sha256"]:
-                raise ValueError("the file differs from the one training wrote")
+            tflite_model = _read_as_written(model_dir / MODEL_FILE, metadata["model_sha256"])
             self.predictor = Predictor(tflite_model, metadata["max_seq_len"])
             expected_tags = entity_tags.num_tags(self.entity_labels)
             if (
@@ -374,6 +394,13 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                     f"{self.predictor.num_entity_tags} entity tags, the metadata names "
                     f"{len(self.intents)} intents and {len(self.entity_labels)} entity labels"
                 )
+            if metadata["in_scope_sha256"] is not None:
+                file_name = IN_SCOPE_FILE
+                in_scope = _read_as_written(model_dir / IN_SCOPE_FILE, metadata["in_scope_sha256"])
+                with np.load(io.BytesIO(in_scope), allow_pickle=False) as arrays:
+                    self.in_scope = InScopeModel.from_arrays(arrays)
+                if self.in_scope.means.shape != (len(self.intents), self.predictor.hidden_size):
+                    raise ValueError("its intent means do not fit the model")
         except (
             OSError,
             ValueError,
@@ -393,3 +420,11 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 f"must be at most the {self.predictor.max_seq_len} word pieces the model was "
                 f"trained for: retrain it with `rasa train`",
             )
+
+
+def _read_as_written(path: Path, sha256: str) -> bytes:
+    """The file's bytes; `ValueError` if they differ from those training wrote."""
+    content = path.read_bytes()
+    if hashlib.sha256(content).hexdigest() != sha256:
+        raise ValueError("the file differs from the one training wrote")
+    return content

@@ -23,6 +23,7 @@ BERT_LAYER_NAME = "bert"
 TOKEN_IDS = "token_ids"
 PROBABILITIES = "probabilities"
 ENTITY_TAG_PROBABILITIES = "entity_tag_probabilities"
+SENTENCE_VECTOR = "sentence_vector"
 # Batches between two updates of the training progress bar's figures.
 PROGRESS_EVERY = 10
 
@@ -79,8 +80,9 @@ class IntentNetwork(tf.keras.Model):
 
     def intent_and_entity_tag_logits(
         self, token_ids: tf.Tensor, training: bool
-    ) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
-        """Intent logits `[batch, intents]` and, with a tagging head, `[batch, length, tags]`."""
+    ) -> Tuple[tf.Tensor, Optional[tf.Tensor], tf.Tensor]:
+        """Intent logits `[batch, intents]`, with a tagging head the tag logits
+        `[batch, length, tags]` (else None), and the pooled sentence vectors `[batch, hidden]`."""
         is_token = tf.not_equal(token_ids, PAD_ID)
         hidden = self.bert.encoders_layer(
             self._embeddings(token_ids, training), mask=is_token, training=training
@@ -95,9 +97,9 @@ class IntentNetwork(tf.keras.Model):
         else:
             weights = tf.cast(is_token, hidden.dtype)[..., None]
             pooled = tf.reduce_sum(hidden * weights, axis=1) / tf.reduce_sum(weights, axis=1)
-        pooled = self.pooled_dropout(pooled, training=training)
-        dense = self.dense_dropout(self.dense(pooled), training=training)
-        return self.logits(dense), entity_tag_logits
+        dense = self.dense(self.pooled_dropout(pooled, training=training))
+        logits = self.logits(self.dense_dropout(dense, training=training))
+        return logits, entity_tag_logits, pooled
 
     def _embeddings(self, token_ids: tf.Tensor, training: bool) -> tf.Tensor:
         """What bert-for-tf2's embeddings layer computes, with the length read at run time.
@@ -268,7 +270,7 @@ class IntentModel:
         )
         def train_step(token_ids: tf.Tensor, labels: tf.Tensor, entity_tags: tf.Tensor):
             with tf.GradientTape() as tape:
-                logits, tag_logits = network.intent_and_entity_tag_logits(token_ids, True)
+                logits, tag_logits, _ = network.intent_and_entity_tag_logits(token_ids, True)
                 loss = intent_loss_weight * loss_function(
                     tf.one_hot(labels, tf.shape(logits)[-1]), logits
                 )
@@ -299,11 +301,24 @@ class IntentModel:
 
         return train_step
 
+    def sentence_vectors(self, token_id_lists: Sequence[Sequence[int]]) -> np.ndarray:
+        """The pooled sentence vector `[messages, hidden]` of each message, as in prediction."""
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
+        def pooled(token_ids: tf.Tensor) -> tf.Tensor:
+            return self.network.intent_and_entity_tag_logits(token_ids, False)[2]
+
+        vectors = np.zeros((len(token_id_lists), self.network.dense.units), np.float32)
+        for length, rows in length_batches(token_id_lists, 64, self.max_seq_len):
+            vectors[rows] = pooled(pad([token_id_lists[row] for row in rows], length)).numpy()
+        return vectors
+
     def to_tflite(self) -> bytes:
         """The network as a TensorFlow Lite model for one message of any length, float16 weights.
 
-        Its outputs: intent probabilities `[1, intents]` and, with a tagging head, entity tag
-        probabilities `[1, length, tags]`, from one pass of the encoder.
+        Its outputs: intent probabilities `[1, intents]`, the pooled sentence vector
+        `[1, hidden]` and, with a tagging head, entity tag probabilities `[1, length, tags]`,
+        from one pass of the encoder.
 
         It runs one message about as fast as a traced TensorFlow function (docs/speed.md),
         loads without building the Keras model, and float16 halves the file; the
@@ -313,8 +328,8 @@ class IntentModel:
 
         @tf.function(input_signature=[tf.TensorSpec([1, None], tf.int32, name=TOKEN_IDS)])
         def probabilities(token_ids: tf.Tensor) -> Dict[str, tf.Tensor]:
-            logits, tag_logits = network.intent_and_entity_tag_logits(token_ids, training=False)
-            outputs = {PROBABILITIES: tf.nn.softmax(logits)}
+            logits, tag_logits, pooled = network.intent_and_entity_tag_logits(token_ids, False)
+            outputs = {PROBABILITIES: tf.nn.softmax(logits), SENTENCE_VECTOR: pooled}
             if tag_logits is not None:
                 outputs[ENTITY_TAG_PROBABILITIES] = tf.nn.softmax(tag_logits)
             return outputs

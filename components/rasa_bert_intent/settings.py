@@ -17,6 +17,11 @@ def default_config() -> Dict[Text, Any]:
     return {
         # Predict `intent` and `intent_ranking`, as DIET's setting of the same name.
         "intent_classification": True,
+        # Scale the intent confidences down for messages far from every intent's training
+        # examples (components/rasa_bert_intent/in_scope.py), so that FallbackClassifier's
+        # threshold of 0.5 catches out-of-scope messages; false gives the plain softmax
+        # probabilities, which are near 1 for most messages of any kind.
+        "out_of_scope_detection": True,
         # Predict entities, trained on the NLU data's annotations, as DIET's setting of the
         # same name. Data without annotations trains no tagging head and predicts none.
         "entity_recognition": True,
@@ -77,7 +82,13 @@ _WHOLE_NUMBER_MINIMUMS = {
     RANKING_LENGTH: 0,
     "random_seed": None,
 }
-_BOOLEANS = ("intent_classification", "entity_recognition", "entity_crf", "train_word_embeddings")
+_BOOLEANS = (
+    "intent_classification",
+    "out_of_scope_detection",
+    "entity_recognition",
+    "entity_crf",
+    "train_word_embeddings",
+)
 
 
 def invalid(config: Dict[Text, Any], setting: str, problem: str) -> InvalidConfigException:

@@ -1,0 +1,95 @@
+"""Trains BertIntentClassifier on SNIPS less the dev split, writes the network's sentence
+vectors, dense layer outputs and intent logits for in-scope and out-of-scope texts.
+
+    .venv/bin/python benchmark/oos_features.py --seed 42 --out results/oos-dev
+
+Out-of-scope texts: ../shared/clinc150-oos/dev.json and benchmark/out_of_scope.yml. The
+vectors feed benchmark/oos_dev.py, which compares out-of-scope scores on them.
+"""
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from rasa.engine.graph import ExecutionContext, GraphSchema  # noqa: E402
+from rasa.engine.storage.local_model_storage import LocalModelStorage  # noqa: E402
+from rasa.engine.storage.resource import Resource  # noqa: E402
+from rasa.shared.nlu.training_data.training_data import TrainingData  # noqa: E402
+
+import rasa_bert_intent.classifier as classifier_module  # noqa: E402
+from dev_eval import SNIPS, dev_split  # noqa: E402
+from out_of_scope import read_out_of_scope  # noqa: E402
+from rasa_bert_intent import BertIntentClassifier  # noqa: E402
+from rasa_bert_intent.snips import read_source  # noqa: E402
+from rasa_bert_intent.tokenization import length_batches, pad  # noqa: E402
+
+
+def features(network, tokenizer, texts, max_seq_len):
+    """{pooled, dense, logits}: one row per text."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    def forward(token_ids):
+        logits, _, pooled = network.intent_and_entity_tag_logits(token_ids, False)
+        return pooled, network.dense(pooled), logits
+
+    ids = [tokenizer.token_ids(text, max_seq_len) for text in texts]
+    rows = {"pooled": [None] * len(ids), "dense": [None] * len(ids), "logits": [None] * len(ids)}
+    for length, batch in length_batches(ids, 64, max_seq_len):
+        outputs = forward(pad([ids[row] for row in batch], length))
+        for name, output in zip(("pooled", "dense", "logits"), outputs):
+            for row, vector in zip(batch, output.numpy()):
+                rows[name][row] = vector
+    return {name: np.stack(vectors) for name, vectors in rows.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", type=Path, default=Path("results/oos-dev"))
+    args = parser.parse_args()
+    train, _test = read_source(SNIPS)
+    train, dev = dev_split(train)
+    captured = {}
+    to_tflite = classifier_module.IntentModel.to_tflite
+
+    def capture(model):
+        captured["network"] = model.network
+        return to_tflite(model)
+
+    classifier_module.IntentModel.to_tflite = capture
+    config = {**BertIntentClassifier.get_default_config(), "random_seed": args.seed}
+    with tempfile.TemporaryDirectory() as folder:
+        classifier = BertIntentClassifier.create(
+            config,
+            LocalModelStorage(Path(folder)),
+            Resource("dev"),
+            ExecutionContext(GraphSchema({}), "dev"),
+        )
+        classifier.train(TrainingData(train))
+    sets = {
+        "train": ([m.get("text") for m in train], [m.get("intent") for m in train]),
+        "dev": ([m.get("text") for m in dev], [m.get("intent") for m in dev]),
+        **read_out_of_scope(),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for name, (texts, kinds) in sets.items():
+        for feature, values in features(
+            captured["network"], classifier.tokenizer, texts, config["max_seq_len"]
+        ).items():
+            arrays[f"{name}/{feature}"] = values
+    np.savez(args.out / f"seed{args.seed}.npz", **arrays)
+    (args.out / f"seed{args.seed}.json").write_text(
+        json.dumps({"intents": classifier.intents, "sets": sets})
+    )
+    print(f"wrote {args.out / f'seed{args.seed}.npz'}")
+
+
+if __name__ == "__main__":
+    main()
