@@ -221,6 +221,24 @@ def test_load_of_a_missing_resource_gives_an_untrained_classifier(
     assert message.get("intent_ranking") == []
 
 
+def test_examples_too_alike_for_a_radius_leave_the_plain_softmax_and_say_so(
+    model_storage, resource, execution_context, caplog
+):
+    data = TrainingData(
+        [Message.build(text="same words", intent=intent) for intent in ("first", "second")]
+    )
+    classifier = create(FAST, model_storage, resource, execution_context)
+    with caplog.at_level("WARNING"):
+        classifier.train(data)
+    assert any("too few or too alike" in r.getMessage() for r in caplog.records)
+    loaded = BertIntentClassifier.load(
+        classifier.config, model_storage, resource, execution_context
+    )
+    (message,) = parse(loaded, "other words")
+    ranking = message.get("intent_ranking")
+    assert sum(r["confidence"] for r in ranking) == pytest.approx(1.0, abs=1e-5)
+
+
 def test_training_without_examples_persists_nothing(model_storage, resource, execution_context):
     classifier = create(FAST, model_storage, resource, execution_context)
     classifier.train(TrainingData([]))

@@ -191,6 +191,12 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             self.in_scope = InScopeModel.fit(
                 model.sentence_vectors(token_id_lists), labels, self.config["random_seed"]
             )
+            if self.in_scope is None:
+                logger.warning(
+                    f"{self.name}: the training examples are too few or too alike to measure "
+                    f"how far a message lies from them, so the confidences are the plain "
+                    f"intent probabilities (as with `out_of_scope_detection: false`)."
+                )
         if network.entity_transitions is not None:
             self.entity_transitions = network.entity_transitions.numpy().astype(np.float64)
         self.persist(pretrained)
