@@ -135,8 +135,9 @@ def argmax_decoding(classifier, dev):
     broken, found = 0, []
     for message in dev:
         text = message.get("text")
-        encoding = classifier.tokenizer.encode(text, classifier.config["max_seq_len"])
-        _intents, (tag_probabilities,), _vectors = classifier.predictor.predict([encoding.token_ids])
+        trained = classifier.trained
+        encoding = trained.tokenizer.encode(text, classifier.config["max_seq_len"])
+        _intents, (tag_probabilities,), _vectors = trained.predictor.predict([encoding.token_ids])
         tags = tag_probabilities[encoding.first_pieces].argmax(axis=-1)
         entities, previous, is_broken = [], 0, False
         for (start, end), tag in zip(encoding.words, tags):
@@ -144,7 +145,7 @@ def argmax_decoding(classifier, dev):
                 entities[-1]["end"] = end
             elif tag:
                 is_broken |= tag % 2 == 0
-                label = classifier.entity_labels[(tag - 1) // 2][0]
+                label = trained.entity_labels[(tag - 1) // 2][0]
                 entities.append({"entity": label, "start": start, "end": end})
             previous = tag
         for entity in entities:

@@ -4,7 +4,8 @@ vectors, dense layer outputs and intent logits for in-scope and out-of-scope tex
     .venv/bin/python benchmark/oos_features.py --seed 42 --out results/oos-dev
 
 Out-of-scope texts: ../shared/clinc150-oos/dev.json and benchmark/out_of_scope.yml. The
-vectors feed benchmark/oos_dev.py, which compares out-of-scope scores on them.
+vectors feed benchmark/oos_dev.py, which compares out-of-scope scores on them. With
+--out-of-scope-intent, half A of them trains an intent `out_of_scope` too.
 """
 
 import argparse
@@ -20,11 +21,12 @@ import tensorflow as tf  # noqa: E402
 from rasa.engine.graph import ExecutionContext, GraphSchema  # noqa: E402
 from rasa.engine.storage.local_model_storage import LocalModelStorage  # noqa: E402
 from rasa.engine.storage.resource import Resource  # noqa: E402
+from rasa.shared.nlu.training_data.message import Message  # noqa: E402
 from rasa.shared.nlu.training_data.training_data import TrainingData  # noqa: E402
 
 import rasa_bert_intent.classifier as classifier_module  # noqa: E402
 from dev_eval import SNIPS, dev_split  # noqa: E402
-from out_of_scope import read_out_of_scope  # noqa: E402
+from out_of_scope import half_a, read_out_of_scope  # noqa: E402
 from rasa_bert_intent import BertIntentClassifier  # noqa: E402
 from rasa_bert_intent.snips import read_source  # noqa: E402
 from rasa_bert_intent.tokenization import length_batches, pad  # noqa: E402
@@ -52,9 +54,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=Path("results/oos-dev"))
+    parser.add_argument(
+        "--out-of-scope-intent",
+        action="store_true",
+        help="train half A of the out-of-scope data (see oos_dev.py) as an intent `out_of_scope`",
+    )
     args = parser.parse_args()
     train, _test = read_source(SNIPS)
     train, dev = dev_split(train)
+    if args.out_of_scope_intent:
+        for name, (texts, kinds) in read_out_of_scope().items():
+            in_half_a = half_a(name, kinds)
+            train += [
+                Message.build(text=text, intent="out_of_scope")
+                for text, is_a in zip(texts, in_half_a)
+                if is_a
+            ]
     captured = {}
     to_tflite = classifier_module.IntentModel.to_tflite
 
@@ -81,14 +96,15 @@ def main() -> None:
     arrays = {}
     for name, (texts, kinds) in sets.items():
         for feature, values in features(
-            captured["network"], classifier.tokenizer, texts, config["max_seq_len"]
+            captured["network"], classifier.trained.tokenizer, texts, config["max_seq_len"]
         ).items():
             arrays[f"{name}/{feature}"] = values
-    np.savez(args.out / f"seed{args.seed}.npz", **arrays)
-    (args.out / f"seed{args.seed}.json").write_text(
-        json.dumps({"intents": classifier.intents, "sets": sets})
+    name = f"seed{args.seed}{'-out-of-scope-intent' if args.out_of_scope_intent else ''}"
+    np.savez(args.out / f"{name}.npz", **arrays)
+    (args.out / f"{name}.json").write_text(
+        json.dumps({"intents": classifier.trained.intents, "sets": sets})
     )
-    print(f"wrote {args.out / f'seed{args.seed}.npz'}")
+    print(f"wrote {args.out / name}.npz")
 
 
 if __name__ == "__main__":

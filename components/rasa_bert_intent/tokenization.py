@@ -40,7 +40,7 @@ class WordPieceTokenizer:
     def __init__(self, vocab_file: Union[str, Path], do_lower_case: bool) -> None:
         """Loads the vocabulary."""
         self._tokenizer = FullTokenizer(str(vocab_file), do_lower_case=do_lower_case)
-        self._do_lower_case = do_lower_case
+        self.do_lower_case = do_lower_case
         self._is_cjk = self._tokenizer.basic_tokenizer._is_chinese_char
         self._cls_id, self._sep_id = self._tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]"])
 
@@ -108,7 +108,7 @@ class WordPieceTokenizer:
         return spans
 
     def _normalise(self, char: str) -> str:
-        if not self._do_lower_case:
+        if not self.do_lower_case:
             return char
         decomposed = unicodedata.normalize("NFD", char.lower())
         return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")

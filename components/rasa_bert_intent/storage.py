@@ -1,0 +1,140 @@
+"""The trained component's files in Rasa's model storage: writing them, reading them back checked."""
+
+import hashlib
+import io
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Text
+
+import numpy as np
+import tensorflow as tf
+
+import rasa.shared.utils.io
+from rasa.shared.exceptions import RasaException
+
+from rasa_bert_intent import entities as entity_tags
+from rasa_bert_intent.in_scope import InScopeModel
+from rasa_bert_intent.predictor import Predictor
+from rasa_bert_intent.settings import COMPONENT
+from rasa_bert_intent.tokenization import WordPieceTokenizer
+
+MODEL_FILE = "model.tflite"
+VOCAB_FILE = "vocab.txt"
+METADATA_FILE = "metadata.json"
+IN_SCOPE_FILE = "in_scope.npz"  # only with out_of_scope_detection
+FORMAT_VERSION = 4  # raised whenever the files above change incompatibly
+
+
+@dataclass
+class TrainedModel:
+    """What prediction needs, all of it in the files."""
+
+    intents: List[Text]
+    entity_labels: List[entity_tags.Label]
+    # The CRF's tag transition scores, None without one (see entities.best_tags).
+    entity_transitions: Optional[np.ndarray]
+    tokenizer: WordPieceTokenizer
+    predictor: Predictor
+    # What scales the confidences of out-of-scope messages down; None leaves them be.
+    in_scope: Optional[InScopeModel]
+
+
+def write(model_dir: Path, trained: TrainedModel, vocab_file: Path) -> None:
+    """Writes the TensorFlow Lite model, vocabulary, out-of-scope statistics and metadata,
+    with the SHA-256 of each binary file (TensorFlow Lite does not check a file it runs)."""
+    in_scope = b""
+    if trained.in_scope is not None:
+        buffer = io.BytesIO()
+        np.savez(buffer, **trained.in_scope.to_arrays())
+        in_scope = buffer.getvalue()
+        (model_dir / IN_SCOPE_FILE).write_bytes(in_scope)
+    (model_dir / MODEL_FILE).write_bytes(trained.predictor.tflite_model)
+    shutil.copyfile(vocab_file, model_dir / VOCAB_FILE)
+    transitions = trained.entity_transitions
+    rasa.shared.utils.io.dump_obj_as_json_to_file(
+        model_dir / METADATA_FILE,
+        {
+            "format_version": FORMAT_VERSION,
+            "intents": trained.intents,
+            "entity_labels": [list(label) for label in trained.entity_labels],
+            "entity_transitions": None if transitions is None else transitions.tolist(),
+            "do_lower_case": trained.tokenizer.do_lower_case,
+            "max_seq_len": trained.predictor.max_seq_len,
+            "model_sha256": hashlib.sha256(trained.predictor.tflite_model).hexdigest(),
+            "in_scope_sha256": hashlib.sha256(in_scope).hexdigest() if in_scope else None,
+        },
+    )
+
+
+def is_trained(model_dir: Path) -> bool:
+    """Whether training wrote its files here (it writes none without examples)."""
+    return (model_dir / METADATA_FILE).is_file()
+
+
+def read(model_dir: Path) -> TrainedModel:
+    """The model `write` wrote; `RasaException` naming the first missing, damaged or
+    inconsistent file."""
+    file_name = METADATA_FILE
+    try:
+        metadata = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
+        if metadata.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"format version {metadata.get('format_version')!r}, this version of "
+                f"rasa-bert-intent reads {FORMAT_VERSION}"
+            )
+        intents = metadata["intents"]
+        entity_labels = [tuple(label) for label in metadata["entity_labels"]]
+        entity_transitions = None
+        if metadata["entity_transitions"] is not None:
+            entity_transitions = np.array(metadata["entity_transitions"], np.float64)
+        file_name = VOCAB_FILE
+        tokenizer = WordPieceTokenizer(model_dir / VOCAB_FILE, metadata["do_lower_case"])
+        file_name = MODEL_FILE
+        tflite_model = _read_as_written(model_dir / MODEL_FILE, metadata["model_sha256"])
+        predictor = Predictor(tflite_model, metadata["max_seq_len"])
+        expected_tags = entity_tags.num_tags(entity_labels)
+        if (
+            predictor.num_intents != max(1, len(intents))
+            or predictor.num_entity_tags != expected_tags
+            or (
+                entity_transitions is not None
+                and entity_transitions.shape != (expected_tags, expected_tags)
+            )
+        ):
+            raise ValueError(
+                f"it predicts {predictor.num_intents} intents and {predictor.num_entity_tags} "
+                f"entity tags, the metadata names {len(intents)} intents and "
+                f"{len(entity_labels)} entity labels"
+            )
+        in_scope = None
+        if metadata["in_scope_sha256"] is not None:
+            file_name = IN_SCOPE_FILE
+            content = _read_as_written(model_dir / IN_SCOPE_FILE, metadata["in_scope_sha256"])
+            with np.load(io.BytesIO(content), allow_pickle=False) as arrays:
+                in_scope = InScopeModel.from_arrays(arrays)
+            if in_scope.means.shape != (len(intents), predictor.hidden_size):
+                raise ValueError("its intent means do not fit the model")
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        tf.errors.OpError,  # tf.io.gfile's errors, from reading the vocabulary
+    ) as error:
+        raise RasaException(
+            f"{COMPONENT}: cannot load the trained model's '{file_name}' from '{model_dir}' "
+            f"({error.__class__.__name__}: {error}). Retrain the model with `rasa train`."
+        ) from error
+    return TrainedModel(
+        intents, entity_labels, entity_transitions, tokenizer, predictor, in_scope
+    )
+
+
+def _read_as_written(path: Path, sha256: str) -> bytes:
+    """The file's bytes; `ValueError` if they differ from those training wrote."""
+    content = path.read_bytes()
+    if hashlib.sha256(content).hexdigest() != sha256:
+        raise ValueError("the file differs from the one training wrote")
+    return content
