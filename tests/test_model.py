@@ -135,3 +135,32 @@ def test_the_word_embeddings_are_fine_tuned_only_when_asked(train_word_embedding
     train(model, [None] * len(TOKEN_ID_LISTS), epochs=2)
     assert np.array_equal(word_embeddings.numpy(), words_before) != train_word_embeddings
     assert not np.allclose(dense_kernel.numpy(), dense_before)
+
+
+def _tflite(outputs, signature: bool = True) -> bytes:
+    """A TensorFlow Lite model of one `token_ids` input and the named outputs."""
+    holder = tf.Module()
+    holder.scale = tf.Variable(2.0)
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None], tf.int32, name="token_ids")])
+    def function(token_ids):
+        values = tf.cast(token_ids, tf.float32) * holder.scale
+        return {name: values[:, :3] for name in outputs}
+
+    trackable = holder if signature else None
+    return tf.lite.TFLiteConverter.from_concrete_functions(
+        [function.get_concrete_function()], trackable
+    ).convert()
+
+
+@pytest.mark.parametrize(
+    "outputs, signature",
+    [
+        (["probabilities"], True),  # no sentence vector: an export of an older version
+        (["probabilities", "sentence_vector", "logits"], True),
+        (["probabilities", "sentence_vector"], False),
+    ],
+)
+def test_a_model_of_other_outputs_is_refused(outputs, signature):
+    with pytest.raises(ValueError, match="not those of an intent model"):
+        Predictor(_tflite(outputs, signature), MAX_SEQ_LEN)
