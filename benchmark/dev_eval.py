@@ -55,6 +55,16 @@ def dev_split(train):
     return [m for m in train if m.get("text") not in dev_texts], dev
 
 
+def new_classifier(config: dict, folder: str) -> BertIntentClassifier:
+    """An untrained classifier of `config` whose model storage is `folder`."""
+    return BertIntentClassifier.create(
+        config,
+        LocalModelStorage(Path(folder)),
+        Resource("dev"),
+        ExecutionContext(GraphSchema({}), "dev"),
+    )
+
+
 def true_probability(predicted: Message, intent: str) -> float:
     """The probability the classifier gave the true intent, floored to keep the log finite."""
     ranking = {entry["name"]: entry["confidence"] for entry in predicted.get("intent_ranking")}
@@ -79,12 +89,7 @@ def main() -> None:
     for argument in sys.argv[1:] or [""]:
         config = {**BertIntentClassifier.get_default_config(), **overrides(argument)}
         with tempfile.TemporaryDirectory() as folder:
-            classifier = BertIntentClassifier.create(
-                config,
-                LocalModelStorage(Path(folder)),
-                Resource("dev"),
-                ExecutionContext(GraphSchema({}), "dev"),
-            )
+            classifier = new_classifier(config, folder)
             started = time.perf_counter()
             classifier.train(TrainingData(train))
             seconds = time.perf_counter() - started
@@ -133,9 +138,9 @@ def argmax_decoding(classifier, dev):
     spans) when each word takes its most likely tag alone, an I that continues nothing
     starting an entity: the decoding that `entities.best_tags` replaced."""
     broken, found = 0, []
+    trained = classifier.trained
     for message in dev:
         text = message.get("text")
-        trained = classifier.trained
         encoding = trained.tokenizer.encode(text, classifier.config["max_seq_len"])
         _intents, (tag_probabilities,), _vectors = trained.predictor.predict([encoding.token_ids])
         tags = tag_probabilities[encoding.first_pieces].argmax(axis=-1)

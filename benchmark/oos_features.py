@@ -18,14 +18,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from rasa.engine.graph import ExecutionContext, GraphSchema  # noqa: E402
-from rasa.engine.storage.local_model_storage import LocalModelStorage  # noqa: E402
-from rasa.engine.storage.resource import Resource  # noqa: E402
 from rasa.shared.nlu.training_data.message import Message  # noqa: E402
 from rasa.shared.nlu.training_data.training_data import TrainingData  # noqa: E402
 
 import rasa_bert_intent.classifier as classifier_module  # noqa: E402
-from dev_eval import SNIPS, dev_split  # noqa: E402
+from dev_eval import SNIPS, dev_split, new_classifier  # noqa: E402
 from out_of_scope import half_a, read_out_of_scope  # noqa: E402
 from rasa_bert_intent import BertIntentClassifier  # noqa: E402
 from rasa_bert_intent.snips import read_source  # noqa: E402
@@ -80,12 +77,7 @@ def main() -> None:
     classifier_module.IntentModel.to_tflite = capture
     config = {**BertIntentClassifier.get_default_config(), "random_seed": args.seed}
     with tempfile.TemporaryDirectory() as folder:
-        classifier = BertIntentClassifier.create(
-            config,
-            LocalModelStorage(Path(folder)),
-            Resource("dev"),
-            ExecutionContext(GraphSchema({}), "dev"),
-        )
+        classifier = new_classifier(config, folder)
         classifier.train(TrainingData(train))
     sets = {
         "train": ([m.get("text") for m in train], [m.get("intent") for m in train]),

@@ -68,8 +68,9 @@ def falls_back(fallback, parsed: Dict) -> bool:
 
 def figures(in_scope: List[Dict], out_of_scope: List[Dict]) -> Dict:
     """The fallback shares at the shipped thresholds, the AUROC of the top confidence, and
-    the out-of-scope share caught when 95% of in-scope messages are kept; parse results
-    carry `intent`, `ranking`, and for out-of-scope ones `set` and `kind`."""
+    the out-of-scope share caught when 95% of in-scope messages are kept, and each message's
+    top confidence; parse results carry `intent`, `ranking`, and for out-of-scope ones `set`
+    and `kind`."""
     fallback = shipped_fallback()
     in_confidences = np.array([p["intent"]["confidence"] for p in in_scope])
     out_confidences = np.array([p["intent"]["confidence"] for p in out_of_scope])
@@ -91,6 +92,8 @@ def figures(in_scope: List[Dict], out_of_scope: List[Dict]) -> Dict:
         "out_of_scope_fallback_pct_by_set": by_set,
         "oos_auroc": auroc(in_confidences, out_confidences),
         "oos_recall_at_95_pct_kept": 100 * float((out_confidences < keep_95).mean()),
+        "in_scope_confidences": in_confidences.tolist(),
+        "out_of_scope_confidences": out_confidences.tolist(),
         "out_of_scope_kept": [
             {"text": p["text"], "set": p["set"], "kind": p["kind"], "intent": p["intent"]}
             for p, is_caught in zip(out_of_scope, caught)

@@ -263,10 +263,6 @@ def benchmark(
         "archive_mb": model.stat().st_size / 1e6,
         **latency,
         **scope,
-        "in_scope_confidences": [p["intent"]["confidence"] for p in predictions["in_scope"]],
-        "out_of_scope_confidences": [
-            p["intent"]["confidence"] for p in predictions["out_of_scope"]
-        ],
     }
 
 
