@@ -68,13 +68,13 @@ def main() -> None:
                 if is_a
             ]
     captured = {}
-    to_tflite = classifier_module.IntentModel.to_tflite
+    to_onnx = classifier_module.IntentModel.to_onnx
 
-    def capture(model):
+    def capture(model, precision):
         captured["network"] = model.network
-        return to_tflite(model)
+        return to_onnx(model, precision)
 
-    classifier_module.IntentModel.to_tflite = capture
+    classifier_module.IntentModel.to_onnx = capture
     config = {**BertIntentClassifier.get_default_config(), "random_seed": args.seed}
     with tempfile.TemporaryDirectory() as folder:
         classifier = new_classifier(config, folder)

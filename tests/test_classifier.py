@@ -158,6 +158,23 @@ def test_out_of_scope_messages_get_low_confidences_unless_turned_off(
     assert kept(plain[n:]) >= 15  # the plain softmax is sure of most out-of-scope messages
 
 
+def test_int8_and_fp32_give_the_same_intents(
+    trained, model_storage, resource, execution_context
+):
+    int8 = trained[0]
+    fp32 = create({**int8.config, "precision": "fp32"}, model_storage, resource, execution_context)
+    fp32.train(training_data())
+    assert (int8.config["precision"], fp32.trained.predictor.precision) == ("int8", "fp32")
+    assert len(int8.trained.predictor.onnx_model) < 0.4 * len(fp32.trained.predictor.onnx_model)
+    texts = [text for examples in EXAMPLES.values() for text in examples] + [
+        "hello, nice to meet you",
+        "is it going to be windy in Lisbon",
+        "see you next week",
+    ]
+    for int8_message, fp32_message in zip(parse(int8, *texts), parse(fp32, *texts)):
+        assert int8_message.get("intent")["name"] == fp32_message.get("intent")["name"]
+
+
 def test_ranking_length_cuts_the_ranking_but_not_the_intent(trained):
     classifier = trained[0]
     short = copy.copy(classifier)
@@ -320,6 +337,8 @@ def test_damaged_model_files_give_an_error_naming_component_and_file(trained, fi
         ("entity_recognition", 1),
         ("entity_crf", None),
         ("out_of_scope_detection", "no"),
+        ("precision", "int4"),
+        ("precision", None),
         ("ranking_length", -1),
         ("random_seed", None),
         ("model", "/no/such/folder"),
@@ -411,8 +430,8 @@ def test_fewer_layers_make_a_smaller_model_that_still_learns(
         "goodbye",
     ]
     all_layers, _storage, _resource, _context = trained
-    assert len(classifier.trained.predictor.tflite_model) < len(
-        all_layers.trained.predictor.tflite_model
+    assert len(classifier.trained.predictor.onnx_model) < len(
+        all_layers.trained.predictor.onnx_model
     )
 
 

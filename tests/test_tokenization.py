@@ -99,6 +99,29 @@ def test_token_ids_are_those_of_berts_own_tokenizer(text):
     assert tokenizer().token_ids(text, 64) == expected
 
 
+# Words past the length the memo keeps, at and around WordPiece's limit of 200 characters.
+LONG_WORDS = [
+    "x" * 10_000,
+    "x" * 200,
+    "x" * 201,
+    "a" + "\u0301" * 300,  # 301 characters, 1 letter: "a"
+    "e\u0301" * 150,  # combining accents do not count towards the limit
+    "é" * 201,
+    "한" * 70,  # syllables that normalising splits into several characters
+    "weather" * 20,
+]
+
+
+@pytest.mark.parametrize("word", LONG_WORDS)
+def test_long_words_get_berts_token_ids_twice_over(word):
+    reference = full_tokenizer()
+    text = f"play {word} now"
+    expected = reference.convert_tokens_to_ids(["[CLS]", *reference.tokenize(text), "[SEP]"])
+    ours = tokenizer()
+    assert ours.token_ids(text, 512) == expected
+    assert ours.token_ids(text, 512) == expected  # from the memo of characters
+
+
 @pytest.mark.parametrize("text", HARD_TEXTS)
 def test_each_words_first_piece_is_the_first_piece_of_that_word(text):
     reference = full_tokenizer()

@@ -1,8 +1,9 @@
 """`BertIntentClassifier`: fine-tuned BERT intents and entities as a Rasa 3 graph component.
 
 Its settings and their checks are in `settings.py`, entity tagging and decoding in
-`entities.py`, the Keras network in `model.py`, the exported model's runtime in `predictor.py`,
-the out-of-scope factor in `in_scope.py`, its files in `storage.py`.
+`entities.py`, the Keras network in `model.py`, its ONNX export in `onnx_export.py` and
+`onnx_graph.py`, the exported model's runtime in `predictor.py`, the out-of-scope factor in
+`in_scope.py`, its files in `storage.py`.
 """
 
 import logging
@@ -55,7 +56,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
     @staticmethod
     def required_packages() -> List[Text]:
         """Any extra python dependencies required for this component to run."""
-        return ["tensorflow", "safetensors"]
+        return ["tensorflow", "safetensors", "onnxruntime", "tf2onnx", "onnx"]
 
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
@@ -168,11 +169,13 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             seed=self.config["random_seed"],
             show_progress=not rasa.shared.utils.io.is_logging_disabled(),
         )
+        precision = self.config["precision"]
+        predictor = Predictor(model.to_onnx(precision), max_seq_len, precision)
         in_scope = None
         if classify_intents and self.config["out_of_scope_detection"]:
-            in_scope = InScopeModel.fit(
-                model.sentence_vectors(token_id_lists), intent_labels, self.config["random_seed"]
-            )
+            # The vectors of the served model, whose int8 weights move them a little.
+            _, _, vectors = predictor.predict(token_id_lists)
+            in_scope = InScopeModel.fit(vectors, intent_labels, self.config["random_seed"])
             if in_scope is None:
                 logger.warning(
                     f"{self.name}: the training examples are too few or too alike to measure "
@@ -185,7 +188,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             labels,
             None if transitions is None else transitions.numpy().astype(np.float64),
             tokenizer,
-            Predictor(model.to_tflite(), self.config["max_seq_len"]),
+            predictor,
             in_scope,
         )
         with self._model_storage.write_to(self._resource) as model_dir:

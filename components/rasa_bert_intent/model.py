@@ -8,6 +8,7 @@ import tensorflow as tf
 from rasa.utils.tensorflow.crf import crf_log_likelihood
 from tqdm import tqdm
 
+from rasa_bert_intent import onnx_export
 from rasa_bert_intent.encoder import bert_layer_params
 from rasa_bert_intent.quiet import quiet_bert_import
 from rasa_bert_intent.tokenization import PAD_ID, UNTAGGED, length_batches, pad
@@ -19,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 POOLINGS = ("mean", "cls")
 BERT_LAYER_NAME = "bert"
-# Input and output names of the TensorFlow Lite model.
+# Input and output names of the exported model.
 TOKEN_IDS = "token_ids"
 PROBABILITIES = "probabilities"
 ENTITY_TAG_PROBABILITIES = "entity_tag_probabilities"
@@ -104,8 +105,8 @@ class IntentNetwork(tf.keras.Model):
     def _embeddings(self, token_ids: tf.Tensor, training: bool) -> tf.Tensor:
         """What bert-for-tf2's embeddings layer computes, with the length read at run time.
 
-        The layer itself reads the length from the static shape, which the TensorFlow Lite
-        export leaves open so that one model serves every length.
+        The layer itself reads the length from the static shape, which the export leaves
+        open so that one model serves every length.
         """
         layer = self.bert.embeddings_layer
         embeddings = layer.word_embeddings_layer(token_ids)
@@ -301,32 +302,16 @@ class IntentModel:
 
         return train_step
 
-    def sentence_vectors(self, token_id_lists: Sequence[Sequence[int]]) -> np.ndarray:
-        """The pooled sentence vector `[messages, hidden]` of each message, as in prediction."""
+    def to_onnx(self, precision: str) -> bytes:
+        """The network as an ONNX model for messages of any length, in batches of any size.
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
-        def pooled(token_ids: tf.Tensor) -> tf.Tensor:
-            return self.network.intent_and_entity_tag_logits(token_ids, False)[2]
-
-        vectors = np.zeros((len(token_id_lists), self.network.dense.units), np.float32)
-        for length, rows in length_batches(token_id_lists, 64, self.max_seq_len):
-            vectors[rows] = pooled(pad([token_id_lists[row] for row in rows], length)).numpy()
-        return vectors
-
-    def to_tflite(self) -> bytes:
-        """The network as a TensorFlow Lite model for one message of any length, float16 weights.
-
-        Its outputs: intent probabilities `[1, intents]`, the pooled sentence vector
-        `[1, hidden]` and, with a tagging head, entity tag probabilities `[1, length, tags]`,
-        from one pass of the encoder.
-
-        It runs one message about as fast as a traced TensorFlow function (docs/speed.md),
-        loads without building the Keras model, and float16 halves the file; the
-        probabilities move by about 1e-4.
+        Its outputs, from one pass of the encoder: intent probabilities `[batch, intents]`,
+        the pooled sentence vectors `[batch, hidden]` and, with a tagging head, entity tag
+        probabilities `[batch, length, tags]`. `precision` is one of onnx_export.PRECISIONS.
         """
         network = self.network
 
-        @tf.function(input_signature=[tf.TensorSpec([1, None], tf.int32, name=TOKEN_IDS)])
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=TOKEN_IDS)])
         def probabilities(token_ids: tf.Tensor) -> Dict[str, tf.Tensor]:
             logits, tag_logits, pooled = network.intent_and_entity_tag_logits(token_ids, False)
             outputs = {PROBABILITIES: tf.nn.softmax(logits), SENTENCE_VECTOR: pooled}
@@ -334,9 +319,5 @@ class IntentModel:
                 outputs[ENTITY_TAG_PROBABILITIES] = tf.nn.softmax(tag_logits)
             return outputs
 
-        converter = tf.lite.TFLiteConverter.from_concrete_functions(
-            [probabilities.get_concrete_function()], network
-        )
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-        return converter.convert()
+        params = network.bert.params
+        return onnx_export.convert(probabilities, precision, params.num_heads, params.hidden_size)

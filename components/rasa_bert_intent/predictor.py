@@ -1,11 +1,10 @@
-"""Intent and entity tag probabilities and sentence vectors from a trained network's
-TensorFlow Lite export."""
+"""Intent and entity tag probabilities and sentence vectors from the trained network's ONNX
+export, run by ONNX Runtime."""
 
-import threading
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
+import onnxruntime as ort
 
 from rasa_bert_intent.model import (
     ENTITY_TAG_PROBABILITIES,
@@ -13,67 +12,83 @@ from rasa_bert_intent.model import (
     SENTENCE_VECTOR,
     TOKEN_IDS,
 )
-from rasa_bert_intent.tokenization import bucket_length, pad
+from rasa_bert_intent.onnx_export import PRECISIONS
+from rasa_bert_intent.tokenization import length_batches, pad
+
+# Messages in one ONNX Runtime call of an fp32 model; more of one length bucket are split into
+# batches this big. An int8 model runs one message per call: it quantises each operator's input
+# with one scale for the whole batch, so a message's confidences would depend on the messages
+# beside it (by up to 0.07 in a test).
+FP32_BATCH = 64
+# Threads one call uses (docs/speed.md): 2 ran one message 1.3 to 1.5 times faster than 1.
+INTRA_OP_THREADS = 2
 
 
 class Predictor:
-    """Runs the exported model on one message at a time, padded to its length bucket."""
+    """Runs the exported model on messages grouped by length bucket."""
 
-    def __init__(self, tflite_model: bytes, max_seq_len: int) -> None:
-        """Reads the model; raises `ValueError` if it is no export of an `IntentNetwork`."""
+    def __init__(self, onnx_model: bytes, max_seq_len: int, precision: str) -> None:
+        """Reads the model, exported at `precision` (onnx_export.PRECISIONS); raises
+        `ValueError` if it is no export of an `IntentNetwork`."""
         if not isinstance(max_seq_len, int) or max_seq_len < 3:
             raise ValueError(f"max_seq_len is {max_seq_len!r}, not a whole number of at least 3")
-        self.tflite_model = tflite_model
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision is {precision!r}, not one of {', '.join(PRECISIONS)}")
+        self.onnx_model = onnx_model
         self.max_seq_len = max_seq_len
-        self._interpreter = tf.lite.Interpreter(model_content=tflite_model)
+        self.precision = precision
+        self._batch_size = FP32_BATCH if precision == "fp32" else 1
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = INTRA_OP_THREADS
+        options.inter_op_num_threads = 1
+        # After each call the threads would otherwise spin for a while, waiting for more
+        # work: faster for back-to-back calls alone, but under `rasa run` they take the CPU
+        # from Sanic and the other requests' calls (docs/speed.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3  # errors only: its warnings are about its own fusions
         try:
-            signature = self._interpreter.get_signature_runner()
-            inputs = signature.get_input_details()
-            outputs = signature.get_output_details()
-        except ValueError:  # no signature, or several
-            inputs, outputs = {}, {}
+            self._session = ort.InferenceSession(
+                onnx_model, options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # ONNX Runtime's errors derive from Exception only
+            raise ValueError(f"ONNX Runtime cannot load it: {error}") from error
+        inputs = {i.name: i for i in self._session.get_inputs()}
+        outputs = {o.name: o for o in self._session.get_outputs()}
         if (
             set(inputs) != {TOKEN_IDS}
+            or inputs[TOKEN_IDS].type != "tensor(int32)"
             or not {PROBABILITIES, SENTENCE_VECTOR} <= set(outputs)
             or not set(outputs) <= {PROBABILITIES, SENTENCE_VECTOR, ENTITY_TAG_PROBABILITIES}
+            or not all(isinstance(output.shape[-1], int) for output in outputs.values())
         ):
             raise ValueError("the model's inputs and outputs are not those of an intent model")
-        self._input = inputs[TOKEN_IDS]["index"]
-        self._output_indices = {name: output["index"] for name, output in outputs.items()}
-        # Intent probabilities are [1, intents], entity tag probabilities [1, length, tags].
-        self.num_intents = int(outputs[PROBABILITIES]["shape"][-1])
+        self._output_names = sorted(outputs)
+        self.num_intents = outputs[PROBABILITIES].shape[-1]
         self.num_entity_tags = (
-            int(outputs[ENTITY_TAG_PROBABILITIES]["shape"][-1])
+            outputs[ENTITY_TAG_PROBABILITIES].shape[-1]
             if ENTITY_TAG_PROBABILITIES in outputs
             else 0
         )
-        self.hidden_size = int(outputs[SENTENCE_VECTOR]["shape"][-1])
-        self._length = 0  # the padded length the interpreter is currently sized for
-        # An interpreter must not run two calls at once; `rasa run` may call from several threads.
-        self._lock = threading.Lock()
+        self.hidden_size = outputs[SENTENCE_VECTOR].shape[-1]
 
     def predict(
         self, token_id_lists: Sequence[Sequence[int]]
     ) -> Tuple[np.ndarray, List[Optional[np.ndarray]], np.ndarray]:
         """Intent probabilities `[messages, intents]`, for each message its entity tag
         probabilities `[token ids, tags]` (None without a tagging head), and the sentence
-        vectors `[messages, hidden]`, in the order given."""
+        vectors `[messages, hidden]`, in the order given. Safe to call from several threads."""
         probabilities = np.zeros((len(token_id_lists), self.num_intents), dtype=np.float32)
         vectors = np.zeros((len(token_id_lists), self.hidden_size), dtype=np.float32)
         tag_probabilities: List[Optional[np.ndarray]] = [None] * len(token_id_lists)
-        with self._lock:
-            for row, token_ids in enumerate(token_id_lists):
-                length = bucket_length(len(token_ids), self.max_seq_len)
-                if length != self._length:
-                    self._interpreter.resize_tensor_input(self._input, [1, length])
-                    self._interpreter.allocate_tensors()
-                    self._length = length
-                self._interpreter.set_tensor(self._input, pad([token_ids], length))
-                self._interpreter.invoke()
-                output = self._interpreter.get_tensor
-                probabilities[row] = output(self._output_indices[PROBABILITIES])[0]
-                vectors[row] = output(self._output_indices[SENTENCE_VECTOR])[0]
-                if self.num_entity_tags:
-                    tags = output(self._output_indices[ENTITY_TAG_PROBABILITIES])[0]
-                    tag_probabilities[row] = tags[: len(token_ids)].copy()
+        for length, rows in length_batches(token_id_lists, self._batch_size, self.max_seq_len):
+            batch = pad([token_id_lists[row] for row in rows], length)
+            outputs = dict(
+                zip(self._output_names, self._session.run(self._output_names, {TOKEN_IDS: batch}))
+            )
+            probabilities[rows] = outputs[PROBABILITIES]
+            vectors[rows] = outputs[SENTENCE_VECTOR]
+            if self.num_entity_tags:
+                for tags, row in zip(outputs[ENTITY_TAG_PROBABILITIES], rows):
+                    tag_probabilities[row] = tags[: len(token_id_lists[row])]
         return probabilities, tag_probabilities, vectors
+

@@ -20,11 +20,11 @@ from rasa_bert_intent.predictor import Predictor
 from rasa_bert_intent.settings import COMPONENT
 from rasa_bert_intent.tokenization import WordPieceTokenizer
 
-MODEL_FILE = "model.tflite"
+MODEL_FILE = "model.onnx"
 VOCAB_FILE = "vocab.txt"
 METADATA_FILE = "metadata.json"
 IN_SCOPE_FILE = "in_scope.npz"  # only with out_of_scope_detection
-FORMAT_VERSION = 4  # raised whenever the files above change incompatibly
+FORMAT_VERSION = 5  # raised whenever the files above change incompatibly
 
 
 @dataclass
@@ -42,15 +42,15 @@ class TrainedModel:
 
 
 def write(model_dir: Path, trained: TrainedModel, vocab_file: Path) -> None:
-    """Writes the TensorFlow Lite model, vocabulary, out-of-scope statistics and metadata,
-    with the SHA-256 of each binary file (TensorFlow Lite does not check a file it runs)."""
+    """Writes the ONNX model, vocabulary, out-of-scope statistics and metadata, with the
+    SHA-256 of each binary file (ONNX Runtime does not notice every change to a model)."""
     in_scope = b""
     if trained.in_scope is not None:
         buffer = io.BytesIO()
         np.savez(buffer, **trained.in_scope.to_arrays())
         in_scope = buffer.getvalue()
         (model_dir / IN_SCOPE_FILE).write_bytes(in_scope)
-    (model_dir / MODEL_FILE).write_bytes(trained.predictor.tflite_model)
+    (model_dir / MODEL_FILE).write_bytes(trained.predictor.onnx_model)
     shutil.copyfile(vocab_file, model_dir / VOCAB_FILE)
     transitions = trained.entity_transitions
     rasa.shared.utils.io.dump_obj_as_json_to_file(
@@ -62,7 +62,8 @@ def write(model_dir: Path, trained: TrainedModel, vocab_file: Path) -> None:
             "entity_transitions": None if transitions is None else transitions.tolist(),
             "do_lower_case": trained.tokenizer.do_lower_case,
             "max_seq_len": trained.predictor.max_seq_len,
-            "model_sha256": hashlib.sha256(trained.predictor.tflite_model).hexdigest(),
+            "precision": trained.predictor.precision,
+            "model_sha256": hashlib.sha256(trained.predictor.onnx_model).hexdigest(),
             "in_scope_sha256": hashlib.sha256(in_scope).hexdigest() if in_scope else None,
         },
     )
@@ -92,8 +93,8 @@ def read(model_dir: Path) -> TrainedModel:
         file_name = VOCAB_FILE
         tokenizer = WordPieceTokenizer(model_dir / VOCAB_FILE, metadata["do_lower_case"])
         file_name = MODEL_FILE
-        tflite_model = _read_as_written(model_dir / MODEL_FILE, metadata["model_sha256"])
-        predictor = Predictor(tflite_model, metadata["max_seq_len"])
+        onnx_model = _read_as_written(model_dir / MODEL_FILE, metadata["model_sha256"])
+        predictor = Predictor(onnx_model, metadata["max_seq_len"], metadata["precision"])
         expected_tags = entity_tags.num_tags(entity_labels)
         if (
             predictor.num_intents != max(1, len(intents))

@@ -1,5 +1,6 @@
 """BERT WordPiece tokenization of raw message text into padded token id batches."""
 
+import functools
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,11 @@ with quiet_bert_import():
 LENGTH_BUCKET = 8
 PAD_ID = 0  # `[PAD]` in every BERT vocabulary; the encoder masks this id
 UNTAGGED = -1  # the tag of a position the tagging loss ignores: all but each word's first piece
+# Bounds of the tokenizer's memos: distinct characters, distinct words, and the longest word
+# memoised (longer ones are rare and would hold memory).
+CACHED_CHARACTERS = 4096
+CACHED_WORDS = 16384
+MAX_CACHED_WORD = 40
 
 
 @dataclass
@@ -43,6 +49,10 @@ class WordPieceTokenizer:
         self.do_lower_case = do_lower_case
         self._is_cjk = self._tokenizer.basic_tokenizer._is_chinese_char
         self._cls_id, self._sep_id = self._tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]"])
+        # Memoised: a character's kind took 2 µs to judge, a word's pieces 20 µs to find,
+        # and messages repeat both. The bounds keep hostile input from growing them.
+        self._char_kind = functools.lru_cache(maxsize=CACHED_CHARACTERS)(self._judge_char)
+        self._cached_pieces = functools.lru_cache(maxsize=CACHED_WORDS)(self._tokenizer.tokenize)
 
     def token_ids(self, text: str, max_seq_len: int) -> List[int]:
         """Token ids of one text, truncated to `max_seq_len` including `[CLS]` and `[SEP]`."""
@@ -55,7 +65,7 @@ class WordPieceTokenizer:
         pieces: List[str] = []
         first_pieces = []
         for start, end in words:
-            word_pieces = self._tokenizer.tokenize(text[start:end])
+            word_pieces = self._word_pieces(text[start:end])
             if len(pieces) + len(word_pieces) > max_seq_len - 2:
                 pieces += word_pieces  # cut below; the word gets no first piece
                 break
@@ -68,6 +78,18 @@ class WordPieceTokenizer:
         ]
         return Encoding(token_ids, words, first_pieces)
 
+    def _word_pieces(self, word: str) -> List[str]:
+        """`FullTokenizer.tokenize(word)` for one of `words`' words."""
+        if len(word) <= MAX_CACHED_WORD:
+            return self._cached_pieces(word)
+        # Each letter of a word stays at least one character after normalising, so a word of
+        # more letters than WordPiece takes is its unknown token: no need to normalise
+        # thousands of characters to find that out.
+        wordpiece = self._tokenizer.wordpiece_tokenizer
+        if sum(self._char_kind(c) == "letter" for c in word) > wordpiece.max_input_chars_per_word:
+            return [wordpiece.unk_token]
+        return self._tokenizer.tokenize(word)
+
     def words(self, text: str) -> List[Tuple[int, int]]:
         """Character spans of the words of BERT's basic tokenizer, in the original text.
 
@@ -79,20 +101,7 @@ class WordPieceTokenizer:
         spans: List[Tuple[int, int]] = []
         start = None  # of the word being read
         for position, char in enumerate(text):
-            if _is_whitespace(char):
-                kind = "space"
-            elif _is_dropped(char):
-                kind = "dropped"
-            elif self._is_cjk(ord(char)):
-                kind = "alone"
-            else:
-                normalised = self._normalise(char)
-                if not normalised:
-                    kind = "dropped"
-                elif any(_is_punctuation(c) for c in normalised):
-                    kind = "alone"
-                else:
-                    kind = "letter"
+            kind = self._char_kind(char)
             if kind == "dropped":
                 continue
             if kind != "letter" or start is None:
@@ -106,6 +115,21 @@ class WordPieceTokenizer:
         if start is not None:
             spans.append((start, self._end_of_word(text, len(text))))
         return spans
+
+    def _judge_char(self, char: str) -> str:
+        """"space", "dropped", "alone" (a word of its own) or "letter"."""
+        if _is_whitespace(char):
+            return "space"
+        if _is_dropped(char):
+            return "dropped"
+        if self._is_cjk(ord(char)):
+            return "alone"
+        normalised = self._normalise(char)
+        if not normalised:
+            return "dropped"
+        if any(_is_punctuation(c) for c in normalised):
+            return "alone"
+        return "letter"
 
     def _normalise(self, char: str) -> str:
         if not self.do_lower_case:
