@@ -71,7 +71,8 @@ def default_config() -> Dict[Text, Any]:
         "random_seed": 42,
         # Weights of the served model: "int8" (dynamically quantised) or "fp32". int8 runs a
         # message about twice as fast, quarters the model file, and on the SNIPS dev split was
-        # as accurate as fp32 (docs/speed.md); fp32 is the network exactly as trained.
+        # as accurate as fp32 (docs/choosing-the-defaults.md; speed: docs/speed.md); fp32 is the
+        # network exactly as trained.
         "precision": "int8",
         # Intents in `intent_ranking`; 0 ranks them all.
         RANKING_LENGTH: LABEL_RANKING_LENGTH,
