@@ -180,3 +180,15 @@ SHOP_OUT_OF_SCOPE: List[str] = [
     "je ne comprends pas",
     "¿dónde está el baño?",
 ]
+
+
+def unbalanced_shop() -> Dict[str, List[str]]:
+    """The shop with one common intent and three rare ones: its 15 pizza orders and 144 more
+    beside the first 8 examples of each other intent, as assistants grow where their traffic
+    is."""
+    openings = ["i want", "can i get", "i'd like", "please send me", "order me", "get me"]
+    sizes = ["a small", "a medium", "a large", "two large"]
+    pizzas = ["margherita", "pepperoni pizza", "hawaiian", "veggie pizza", "four cheese", "calzone"]
+    orders = [f"{o} {s} {p}" for o in openings for s in sizes for p in pizzas]
+    rare = {intent: texts[:8] for intent, texts in SHOP_EXAMPLES.items() if intent != "order_pizza"}
+    return {"order_pizza": SHOP_EXAMPLES["order_pizza"] + orders, **rare}

@@ -13,6 +13,7 @@ from small_assistant import (
     SHOP_OUT_OF_SCOPE,
     TRIPS_NLU,
     nlu_yaml,
+    unbalanced_shop,
 )
 from rasa.engine.storage.resource import Resource
 from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
@@ -30,7 +31,9 @@ from rasa_bert_intent.storage import IN_SCOPE_FILE, METADATA_FILE, MODEL_FILE, V
 MARKUP = re.compile(r"\[([^\]]+)\]\([^)]+\)")
 # Plain texts: entity markup is for the NLU YAML tests.
 EXAMPLES = {intent: [MARKUP.sub(r"\1", t) for t in texts] for intent, texts in NLU_EXAMPLES.items()}
-FAST = {"epochs": 8, "batch_size": 8, "learning_rate": 1e-4, "random_seed": 1}
+# Only for tests of plumbing that judge no quality (warnings, refusals, files): one short pass.
+# Every test that checks what the model predicts trains with the shipped defaults.
+FAST = {"epochs": 1}
 
 
 def training_data() -> TrainingData:
@@ -62,7 +65,8 @@ def trained(tmp_path_factory):
     storage = LocalModelStorage(tmp_path_factory.mktemp("storage"))
     context = ExecutionContext(GraphSchema({}), "test-model")
     resource = Resource("trained_classifier")
-    classifier = create({**FAST, "ranking_length": 0}, storage, resource, context)
+    # The defaults, but for the whole ranking that some tests read.
+    classifier = create({"ranking_length": 0}, storage, resource, context)
     classifier.train(training_data())
     return classifier, storage, resource, context
 
@@ -84,7 +88,7 @@ def test_train_process_persist_load_process_again(trained):
     assert [m.get("intent")["name"] for m in before] == ["greet", "weather", "goodbye"]
 
     loaded = BertIntentClassifier.load(
-        {**BertIntentClassifier.get_default_config(), **FAST, "ranking_length": 0},
+        {**BertIntentClassifier.get_default_config(), "ranking_length": 0},
         storage,
         resource,
         context,
@@ -126,7 +130,7 @@ def test_out_of_scope_messages_get_low_confidences_unless_turned_off(
     texts = in_scope + SHOP_OUT_OF_SCOPE
     results = {}
     for detection in (True, False):
-        config = {"epochs": 20, "batch_size": 8, "out_of_scope_detection": detection}
+        config = {"out_of_scope_detection": detection}
         classifier = create(config, model_storage, Resource(str(detection)), execution_context)
         classifier.train(data)
         results[detection] = parse(classifier, *texts)
@@ -150,12 +154,34 @@ def test_out_of_scope_messages_get_low_confidences_unless_turned_off(
         return sum(m.get("intent")["confidence"] >= 0.5 for m in messages)
 
     n = len(in_scope)
-    assert [m.get("intent")["name"] for m in with_detection[:n]] == expected
-    # Seeds 1, 2, 3 and 42 kept 13 to 15 of the 16 and let 0 or 1 of the 20 through.
+    right = [m.get("intent")["name"] == i for m, i in zip(with_detection[:n], expected)]
+    # With the defaults seed 42 missed one ("any update on my order", taken for cancel_order
+    # with a confidence of 0.00: out of scope to it), seed 43 none.
+    assert sum(right) >= 15
+    assert all(ok for ok, m in zip(right, with_detection) if m.get("intent")["confidence"] >= 0.5)
+    # With the defaults seed 42 kept 15 of the 16 and let 1 of the 20 through (20 epochs of
+    # batch 8, before the defaults followed the data: 13 to 15 and 0 or 1, seeds 1, 2, 3, 42).
     assert kept(with_detection[:n]) >= 12
     assert kept(with_detection[n:]) <= 2
     assert kept(plain[:n]) == 16
     assert kept(plain[n:]) >= 15  # the plain softmax is sure of most out-of-scope messages
+
+
+def test_rare_intents_beside_a_common_one_are_still_recognised(
+    model_storage, resource, execution_context
+):
+    examples = unbalanced_shop()
+    data = TrainingData(
+        [Message.build(text=t, intent=i) for i, texts in examples.items() for t in texts]
+    )
+    classifier = create({}, model_storage, resource, execution_context)
+    classifier.train(data)
+    rare = [(t, i) for i, texts in SHOP_IN_SCOPE.items() if i != "order_pizza" for t in texts]
+    predicted = [m.get("intent")["name"] for m in parse(classifier, *[t for t, _ in rare])]
+    right = sum(p == i for p, (_, i) in zip(predicted, rare))
+    assert right >= 0.8 * len(rare), list(zip(predicted, rare))
+    common = parse(classifier, *SHOP_IN_SCOPE["order_pizza"])
+    assert [m.get("intent")["name"] for m in common] == ["order_pizza"] * 4
 
 
 def test_int8_and_fp32_give_the_same_intents(
@@ -214,7 +240,7 @@ def test_entity_annotations_train_entities_unless_turned_off(model_storage, exec
         ("weight 0", annotated, {"entity_loss_weight": 0.0}),
         ("no entities", annotated, {"entity_recognition": False}),
     ):
-        classifier = create({**FAST, **setting}, model_storage, Resource(name), execution_context)
+        classifier = create(setting, model_storage, Resource(name), execution_context)
         classifier.train(data)
         messages = parse(classifier, *texts)
         assert [m.get("intent")["name"] for m in messages] == ["greet", "weather", "goodbye"]
@@ -421,7 +447,7 @@ def test_messages_at_and_past_max_seq_len_are_classified(trained):
 def test_fewer_layers_make_a_smaller_model_that_still_learns(
     trained, model_storage, resource, execution_context
 ):
-    classifier = create({**FAST, "num_layers": 2}, model_storage, resource, execution_context)
+    classifier = create({"num_layers": 2}, model_storage, resource, execution_context)
     classifier.train(training_data())
     texts = ["hi there, good morning", "what's the weather like in Rome", "bye, see you"]
     assert [m.get("intent")["name"] for m in parse(classifier, *texts)] == [
@@ -436,7 +462,7 @@ def test_fewer_layers_make_a_smaller_model_that_still_learns(
 
 
 # Entities: roles, groups and adjacent entities of one type.
-TRIPS = {**FAST, "epochs": 30, "learning_rate": 2e-4}
+TRIPS = {}  # the defaults
 
 
 @pytest.fixture(scope="module")
@@ -570,7 +596,7 @@ def test_annotations_off_word_boundaries_are_counted_once_and_their_intents_trai
         + "- intent: order_food\n  examples: |\n"
         + "    - [pizz](food)as for all\n    - two [soup](food)s\n"
     )
-    classifier = create({**FAST, "epochs": 1}, model_storage, resource, execution_context)
+    classifier = create(FAST, model_storage, resource, execution_context)
     with caplog.at_level("WARNING"):
         classifier.train(data)
     warnings = [r.getMessage() for r in caplog.records if "word boundaries" in r.getMessage()]

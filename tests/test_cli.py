@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from rasa_cli import RASA, rasa
 from small_assistant import EXAMPLES, nlu_yaml
-
-RASA = str(Path(sys.executable).with_name("rasa"))
 
 NLU = 'version: "3.1"\nnlu:\n' + nlu_yaml(EXAMPLES)
 
@@ -18,8 +17,6 @@ assistant_id: cli-test
 language: en
 pipeline:
   - name: rasa_bert_intent.BertIntentClassifier
-    epochs: 8
-    batch_size: 8
     ranking_length: 0
 """
 
@@ -41,18 +38,19 @@ def trained_model(tmp_path_factory) -> Path:
     (project / "data").mkdir()
     (project / "data" / "nlu.yml").write_text(NLU, encoding="utf-8")
     (project / "config.yml").write_text(CONFIG, encoding="utf-8")
-    completed = subprocess.run(
-        [RASA, "train", "nlu", "--fixed-model-name", "cli-test"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    assert (
-        "Finished training component 'BertIntentClassifier'" in completed.stdout + completed.stderr
-    )
+    completed = rasa(project, "train", "nlu", "--fixed-model-name", "cli-test", timeout=900)
+    log = completed.stdout + completed.stderr
+    assert "Finished training component 'BertIntentClassifier'" in log
+    (project / "train.log").write_text(log, encoding="utf-8")
     return project / "models" / "cli-test.tar.gz"
+
+
+def test_the_training_log_says_what_schedule_the_data_got(trained_model):
+    log = (trained_model.parent.parent / "train.log").read_text(encoding="utf-8")
+    assert (
+        "BertIntentClassifier: 18 examples of 3 intents: 40 epochs of batch 8, about 120 steps "
+        "(chosen for the data's size)." in log
+    )
 
 
 def test_rasa_shell_nlu_prints_intent_full_ranking_and_entities(trained_model):
@@ -85,14 +83,10 @@ def test_rasa_shell_nlu_prints_intent_full_ranking_and_entities(trained_model):
 
 
 def test_training_again_restores_the_classifier_from_rasa_cache(trained_model):
-    completed = subprocess.run(
-        [RASA, "train", "nlu", "--fixed-model-name", "cli-test-again"],
-        cwd=trained_model.parent.parent,
-        capture_output=True,
-        text=True,
+    completed = rasa(
+        trained_model.parent.parent, "train", "nlu", "--fixed-model-name", "cli-test-again",
         timeout=900,
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
     assert (
         "Restored component 'BertIntentClassifier' from cache"
         in completed.stdout + completed.stderr

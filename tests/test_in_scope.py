@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from rasa_bert_intent import in_scope
 from rasa_bert_intent.in_scope import COVERAGE, InScopeModel
 
 DIMENSIONS = 16
@@ -72,3 +73,12 @@ def test_arrays_give_back_the_same_model_and_refuse_inconsistent_ones(fitted):
         InScopeModel.from_arrays({**arrays, "radius": np.array(-1.0)})
     with pytest.raises(KeyError):
         InScopeModel.from_arrays({"means": arrays["means"]})
+
+
+@pytest.mark.parametrize("per_class, widened", [(10, 1.40), (50, 1.12), (2000, 1.0075)])
+def test_the_radius_widens_when_each_intent_has_few_examples(monkeypatch, per_class, widened):
+    vectors, labels = clusters(np.random.default_rng(2), per_class, np.eye(3, DIMENSIONS) * 20)
+    wide = InScopeModel.fit(vectors, labels, seed=0)
+    monkeypatch.setattr(in_scope, "RADIUS_GROWTH", 0.0)
+    measured = InScopeModel.fit(vectors, labels, seed=0)
+    assert wide.radius / measured.radius == pytest.approx(widened, abs=0.005)

@@ -1,16 +1,15 @@
 """`BertIntentClassifier`: fine-tuned BERT intents and entities as a Rasa 3 graph component.
 
-Its settings and their checks are in `settings.py`, entity tagging and decoding in
-`entities.py`, the Keras network in `model.py`, its ONNX export in `onnx_export.py` and
-`onnx_graph.py`, the exported model's runtime in `predictor.py`, the out-of-scope factor in
-`in_scope.py`, its files in `storage.py`.
+Its settings and their checks are in `settings.py`, training from examples to a servable
+model in `training.py`, entity tagging and decoding in `entities.py`, the Keras network in
+`model.py`, its ONNX export in `onnx_export.py` and `onnx_graph.py`, the exported model's
+runtime in `predictor.py`, the out-of-scope factor in `in_scope.py`, its files in `storage.py`.
 """
 
 import logging
 from typing import Any, Dict, List, Optional, Text, Tuple
 
 import numpy as np
-import tensorflow as tf
 
 import rasa.shared.utils.io
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -29,11 +28,8 @@ from rasa.utils.tensorflow.constants import RANKING_LENGTH
 
 from rasa_bert_intent import encoder as encoders
 from rasa_bert_intent import entities as entity_tags
-from rasa_bert_intent import settings, storage
-from rasa_bert_intent.in_scope import InScopeModel
-from rasa_bert_intent.model import IntentModel, IntentNetwork
-from rasa_bert_intent.predictor import Predictor
-from rasa_bert_intent.tokenization import Encoding, WordPieceTokenizer
+from rasa_bert_intent import settings, storage, training
+from rasa_bert_intent.training import Example, TrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +77,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         self._model_storage = model_storage
         self._resource = resource
         # Labels, tokenizer, exported network and out-of-scope statistics; None untrained.
-        self.trained: Optional[storage.TrainedModel] = None
+        self.trained: Optional[TrainedModel] = None
 
     @classmethod
     def create(
@@ -98,26 +94,18 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         """Fine-tunes the encoder and the heads on the NLU examples."""
         classify_intents = self.config["intent_classification"]
         examples = [
-            e
+            Example(e.get(TEXT), e.get(INTENT), e.get(ENTITIES) or [])
             for e in self.filter_trainable_entities(training_data.nlu_examples)
             if e.get(TEXT) and (e.get(INTENT) or not classify_intents)
         ]
-        intents = sorted({e.get(INTENT) for e in examples if e.get(INTENT)})
+        intents = sorted({e.intent for e in examples if e.intent})
         if classify_intents and len(intents) == 1:
             raise RasaException(
                 f"{self.name}: the training data has examples of one intent only "
                 f"('{intents[0]}'); a classifier needs at least two intents to tell apart. Add "
                 f"examples of another intent, or set `intent_classification: false`."
             )
-        labels = sorted(
-            {
-                label
-                for e in examples
-                for label in map(entity_tags.label_of, e.get(ENTITIES) or [])
-                if label is not None
-            },
-            key=lambda label: tuple(part or "" for part in label),
-        )
+        labels = training.entity_labels_of(examples)
         if not settings.predicts_entities(self.config):
             labels = []
         if not intents and not labels:
@@ -129,68 +117,21 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             return self._resource
 
         pretrained, bert_config = self._pretrained_encoder()
-        tf.keras.utils.set_random_seed(self.config["random_seed"])
-        tokenizer = WordPieceTokenizer(pretrained.vocab_file, pretrained.do_lower_case)
-        network = IntentNetwork(
-            bert_config,
-            max(1, len(intents)),
-            self.config["dropout"],
-            self.config["pooling"],
-            entity_tags.num_tags(labels),
-            self.config["train_word_embeddings"],
-            self.config["entity_crf"],
-        )
-        model = IntentModel(network, self.config["max_seq_len"])
+        # Rasa sets the level of its own loggers only (--debug, --quiet, LOG_LEVEL); the
+        # training log, which says what schedule the data got, follows it.
+        logging.getLogger(training.__name__).setLevel(logging.getLogger("rasa").getEffectiveLevel())
         try:
-            not_pretrained = pretrained.load_into(model.network)
-        except ValueError as error:
-            raise settings.invalid(self.config, "model", f"names an unusable encoder: {error}")
-        if not_pretrained:
-            logger.warning(
-                f"{self.name}: the encoder '{self.config['model']}' has no value for "
-                f"{len(not_pretrained)} weights, which start from random values: "
-                f"{', '.join(not_pretrained[:10])}"
+            self.trained = training.train(
+                examples,
+                intents,
+                labels,
+                pretrained,
+                bert_config,
+                self.config,
+                show_progress=not rasa.shared.utils.io.is_logging_disabled(),
             )
-        max_seq_len = self.config["max_seq_len"]
-        encodings = [tokenizer.encode(e.get(TEXT), max_seq_len) for e in examples]
-        token_id_lists = [encoding.token_ids for encoding in encodings]
-        label_of = {intent: label for label, intent in enumerate(intents)}
-        intent_labels = [label_of.get(e.get(INTENT), 0) for e in examples]
-        model.train(
-            token_id_lists,
-            intent_labels,
-            self._piece_tags(examples, encodings, labels),
-            intent_loss_weight=1.0 if classify_intents else 0.0,
-            entity_loss_weight=self.config["entity_loss_weight"],
-            epochs=self.config["epochs"],
-            batch_size=self.config["batch_size"],
-            learning_rate=self.config["learning_rate"],
-            label_smoothing=self.config["label_smoothing"],
-            seed=self.config["random_seed"],
-            show_progress=not rasa.shared.utils.io.is_logging_disabled(),
-        )
-        precision = self.config["precision"]
-        predictor = Predictor(model.to_onnx(precision), max_seq_len, precision)
-        in_scope = None
-        if classify_intents and self.config["out_of_scope_detection"]:
-            # The vectors of the served model, whose int8 weights move them a little.
-            _, _, vectors = predictor.predict(token_id_lists)
-            in_scope = InScopeModel.fit(vectors, intent_labels, self.config["random_seed"])
-            if in_scope is None:
-                logger.warning(
-                    f"{self.name}: the training examples are too few or too alike to measure "
-                    f"how far a message lies from them, so the confidences are the plain "
-                    f"intent probabilities (as with `out_of_scope_detection: false`)."
-                )
-        transitions = network.entity_transitions
-        self.trained = storage.TrainedModel(
-            intents,
-            labels,
-            None if transitions is None else transitions.numpy().astype(np.float64),
-            tokenizer,
-            predictor,
-            in_scope,
-        )
+        except training.UnusableEncoder as error:
+            raise settings.invalid(self.config, "model", f"names an unusable encoder: {error}")
         with self._model_storage.write_to(self._resource) as model_dir:
             storage.write(model_dir, self.trained, pretrained.vocab_file)
         return self._resource
@@ -222,39 +163,6 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 self.config["num_layers"], bert_config["num_hidden_layers"]
             )
         return pretrained, bert_config
-
-    def _piece_tags(
-        self,
-        examples: List[Message],
-        encodings: List[Encoding],
-        labels: List[entity_tags.Label],
-    ) -> List[Optional[List[int]]]:
-        """Each example's entity tags on its token ids; None leaves its entities untrained."""
-        if not labels:
-            return [None] * len(examples)
-        tag_lists: List[Optional[List[int]]] = []
-        misaligned = []
-        for example, encoding in zip(examples, encodings):
-            entities = [
-                entity
-                for entity in example.get(ENTITIES) or []
-                if entity_tags.label_of(entity) is not None
-            ]
-            tags = entity_tags.word_tags(encoding.words, entities, labels)
-            if tags is None:
-                misaligned.append(example.get(TEXT))
-                tag_lists.append(None)
-            else:
-                tag_lists.append(
-                    entity_tags.piece_tags(encoding.first_pieces, tags, len(encoding.token_ids))
-                )
-        if misaligned:
-            logger.warning(
-                f"{self.name}: {len(misaligned)} of {len(examples)} training examples have "
-                f"entity annotations that do not start and end on word boundaries (or overlap), "
-                f"for example '{misaligned[0]}'. Their intents are trained, their entities not."
-            )
-        return tag_lists
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Sets `intent`, `intent_ranking` and `entities` on each message (and word tokens)."""

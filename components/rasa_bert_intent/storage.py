@@ -4,9 +4,7 @@ import hashlib
 import io
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Text
 
 import numpy as np
 import tensorflow as tf
@@ -19,26 +17,13 @@ from rasa_bert_intent.in_scope import InScopeModel
 from rasa_bert_intent.predictor import Predictor
 from rasa_bert_intent.settings import COMPONENT
 from rasa_bert_intent.tokenization import WordPieceTokenizer
+from rasa_bert_intent.training import TrainedModel
 
 MODEL_FILE = "model.onnx"
 VOCAB_FILE = "vocab.txt"
 METADATA_FILE = "metadata.json"
 IN_SCOPE_FILE = "in_scope.npz"  # only with out_of_scope_detection
 FORMAT_VERSION = 5  # raised whenever the files above change incompatibly
-
-
-@dataclass
-class TrainedModel:
-    """What prediction needs, all of it in the files."""
-
-    intents: List[Text]
-    entity_labels: List[entity_tags.Label]
-    # The CRF's tag transition scores, None without one (see entities.best_tags).
-    entity_transitions: Optional[np.ndarray]
-    tokenizer: WordPieceTokenizer
-    predictor: Predictor
-    # What scales the confidences of out-of-scope messages down; None leaves them be.
-    in_scope: Optional[InScopeModel]
 
 
 def write(model_dir: Path, trained: TrainedModel, vocab_file: Path) -> None:

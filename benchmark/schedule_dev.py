@@ -1,0 +1,218 @@
+"""Dev figures of training settings at several data sizes: SNIPS subsamples and HWU64 folds.
+
+Dev data only. SNIPS: the 700-query dev split of dev_eval.py, training on k queries per intent
+drawn from the rest. HWU64: 10 examples per intent of a fold's train.json held out as dev,
+training on the rest or k per intent of it. The test files are never read.
+
+    .venv/bin/python benchmark/schedule_dev.py --data snips:10 snips:50 hwu:10 -- "" "learning_rate=1e-4"
+    .venv/bin/python benchmark/schedule_dev.py --data snips-unbalanced --samples 1 -- ""
+
+An argument after `--` is one configuration: space-separated setting=value overrides of the
+defaults, and `training.NAME=value` for the schedule's constants. For speed the trained Keras
+network is scored directly, without the ONNX export (fp32, within 1e-5 of the served model);
+the out-of-scope statistics are fitted on its vectors as training fits them on the served
+model's. Printed per data set and configuration: intent accuracy on dev, the share of dev
+queries that config.yml's FallbackClassifier would send to `nlu_fallback`, span F1, and for
+SNIPS the share of out-of-scope messages (CLINC150 dev and out_of_scope.yml) caught.
+"""
+
+import argparse
+import logging
+import os
+import random
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from rasa.shared.nlu.training_data.loading import load_data  # noqa: E402
+
+import out_of_scope  # noqa: E402
+from dev_eval import SNIPS, dev_split, overrides  # noqa: E402
+from rasa_bert_intent import BertIntentClassifier, training  # noqa: E402
+from rasa_bert_intent import entities as entity_tags  # noqa: E402
+from rasa_bert_intent.settings import default_config  # noqa: E402
+from rasa_bert_intent.snips import read_source  # noqa: E402
+from rasa_bert_intent.tokenization import length_batches, pad  # noqa: E402
+from slot_metrics import slot_scores, spans  # noqa: E402
+
+HWU = Path(__file__).resolve().parents[2] / "shared" / "nlu-evaluation-data"
+HWU_DEV_PER_INTENT = 10
+# FallbackClassifier's thresholds in config.yml.
+THRESHOLD, AMBIGUITY = 0.5, 0.1
+# SNIPS intents cut to a few examples in the unbalanced set, and how many they keep.
+UNBALANCED = {"AddToPlaylist": 15, "RateBook": 15}
+
+
+def as_examples(messages):
+    return [
+        training.Example(m.get("text"), m.get("intent"), m.get("entities") or [])
+        for m in messages
+    ]
+
+
+def per_intent(examples, k, seed):
+    """k examples of each intent (all where it has fewer), drawn with `seed`."""
+    shuffled = list(examples)
+    random.Random(seed).shuffle(shuffled)
+    taken, chosen = Counter(), []
+    for example in shuffled:
+        if taken[example.intent] < k:
+            taken[example.intent] += 1
+            chosen.append(example)
+    return chosen
+
+
+def hwu_split(fold: int):
+    messages = load_data(str(HWU / f"fold{fold:02d}" / "train.json")).nlu_examples
+    examples = as_examples(messages)
+    dev = per_intent(examples, HWU_DEV_PER_INTENT, 2019)
+    dev_ids = {id(e) for e in dev}
+    return [e for e in examples if id(e) not in dev_ids], dev
+
+
+def data_sets(names, samples):
+    """(name, training examples, dev examples, with out-of-scope) for each data set name."""
+    snips_train, _test = read_source(SNIPS)
+    snips_pool, snips_dev = map(as_examples, dev_split(snips_train))
+    for name in names:
+        kind, _, size = name.partition(":")
+        for sample in range(samples):
+            if kind == "snips":
+                pool, dev, oos = snips_pool, snips_dev, True
+            elif kind == "snips-unbalanced":
+                pool, dev, oos = snips_pool, snips_dev, True
+                cut = {i: per_intent([e for e in pool if e.intent == i], k, sample)
+                       for i, k in UNBALANCED.items()}
+                pool = [e for e in pool if e.intent not in cut] + sum(cut.values(), [])
+            else:
+                pool, dev = hwu_split(1 + sample)
+                oos = False  # CLINC's other intents overlap HWU64's domains
+            train = per_intent(pool, int(size), 7 + sample) if size else pool
+            yield f"{name}#{sample}", train, dev, oos
+
+
+def forward(network, tokenizer, texts, max_seq_len):
+    """Intent probabilities, tag probabilities per message, and sentence vectors."""
+    encodings = [tokenizer.encode(text, max_seq_len) for text in texts]
+    ids = [e.token_ids for e in encodings]
+    probabilities = np.zeros((len(ids), network.logits.units), np.float32)
+    vectors = np.zeros((len(ids), network.dense.units), np.float32)
+    tags = [None] * len(ids)
+    for length, rows in length_batches(ids, 64, max_seq_len):
+        logits, tag_logits, pooled = network.intent_and_entity_tag_logits(
+            tf.constant(pad([ids[r] for r in rows], length)), False
+        )
+        probabilities[rows] = tf.nn.softmax(logits).numpy()
+        vectors[rows] = pooled.numpy()
+        if tag_logits is not None:
+            for row, t in zip(rows, tf.nn.softmax(tag_logits).numpy()):
+                tags[row] = t
+    return encodings, probabilities, tags, vectors
+
+
+def falls_back(confidences):
+    top2 = -np.sort(-confidences, axis=1)[:, :2]
+    return (top2[:, 0] < THRESHOLD) | (top2[:, 0] - top2[:, 1] < AMBIGUITY)
+
+
+def evaluate(config, train, dev, oos_texts):
+    component = BertIntentClassifier(config, None, None)
+    intents = sorted({e.intent for e in train})
+    labels = training.entity_labels_of(train)
+    pretrained, bert_config = component._pretrained_encoder()
+    started = time.perf_counter()
+    fitted = training.fit(train, intents, labels, pretrained, bert_config, component.config, False)
+    seconds = time.perf_counter() - started
+    network, tokenizer, max_seq_len = fitted.model.network, fitted.tokenizer, config["max_seq_len"]
+    _, _, _, train_vectors = forward(network, tokenizer, [e.text for e in train], max_seq_len)
+    in_scope = training.fit_in_scope(train_vectors, fitted.intent_labels, config["random_seed"])
+
+    def confidences(probabilities, vectors):
+        if in_scope is None or not config["out_of_scope_detection"]:
+            return probabilities
+        return probabilities * in_scope.factors(vectors)[:, None]
+
+    encodings, probabilities, tags, vectors = forward(
+        network, tokenizer, [e.text for e in dev], max_seq_len
+    )
+    predicted = [intents[i] for i in probabilities.argmax(axis=1)]
+    right = [p == e.intent for p, e in zip(predicted, dev)]
+    found = []
+    for example, encoding, tag in zip(dev, encodings, tags):
+        found.append([] if tag is None else spans(entity_tags.decode(
+            example.text, encoding.words, tag[encoding.first_pieces], labels,
+            None if network.entity_transitions is None else network.entity_transitions.numpy(),
+        )))
+    slots = slot_scores([spans(e.entities) for e in dev], found, right)
+    figures = {
+        "acc": 100 * np.mean(right),
+        "fallback": 100 * np.mean(falls_back(confidences(probabilities, vectors))),
+        "f1": slots["slot_f1"],
+        "train_s": seconds,
+    }
+    counts = Counter(e.intent for e in train)
+    if any(0 < counts[i] < max(counts.values()) / 10 for i in UNBALANCED):
+        figures["small_acc"] = 100 * np.mean([r for e, r in zip(dev, right) if e.intent in UNBALANCED])
+    if oos_texts:
+        _, p, _, v = forward(network, tokenizer, oos_texts, max_seq_len)
+        figures["oos_caught"] = 100 * np.mean(falls_back(confidences(p, v)))
+    if os.environ.get("DIAG") and in_scope is not None:
+        radius = in_scope.radius
+        plain = 100 * np.mean(falls_back(probabilities))
+        line = f"    softmax alone falls back {plain:.1f}%; radius x"
+        for scale in (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.7):
+            in_scope.radius = radius * scale
+            line += f" {scale}: {100 * np.mean(falls_back(confidences(probabilities, vectors))):.1f}"
+            if oos_texts:
+                line += f"/{100 * np.mean(falls_back(confidences(p, v))):.1f}"
+        in_scope.radius = radius
+        print(line + " (in-scope falling back/out-of-scope caught, %)")
+    return figures
+
+
+def apply(argument):
+    """The config of one argument, after setting the training constants it names."""
+    config = {}
+    for key, value in overrides(argument).items():
+        if key.startswith("training."):
+            setattr(training, key.split(".", 1)[1], value)
+        else:
+            config[key] = value
+    return {**default_config(), **config}
+
+
+def main():
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("rasa_bert_intent.training").setLevel(logging.INFO)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", nargs="+", default=["snips:10"])
+    parser.add_argument("--samples", type=int, default=1)
+    parser.add_argument("configs", nargs="*", default=[""])
+    args = parser.parse_args()
+    oos = [t for texts, _ in out_of_scope.read_out_of_scope().values() for t in texts]
+    constants = {k: getattr(training, k) for k in dir(training) if k.isupper()}
+    results = {}
+    for name, train, dev, with_oos in data_sets(args.data, args.samples):
+        for argument in args.configs:
+            for key, value in constants.items():
+                setattr(training, key, value)
+            figures = evaluate(apply(argument), train, dev, oos if with_oos else None)
+            results.setdefault((name.split("#")[0], argument), []).append(figures)
+            print(f"{name} ({len(train)} examples) [{argument or 'defaults'}] " + ", ".join(
+                f"{k} {v:.1f}" for k, v in figures.items()), flush=True)
+    print("\nmeans over samples:")
+    for (name, argument), runs in results.items():
+        means = {k: statistics.mean(r[k] for r in runs) for k in runs[0]}
+        print(f"{name} [{argument or 'defaults'}] " + ", ".join(
+            f"{k} {v:.1f}" for k, v in means.items()))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main()

@@ -1,0 +1,40 @@
+"""`rasa init`'s starter assistant, as a newcomer tries the component: its 68 examples of 7
+intents, our component with its defaults in place of the default pipeline, `rasa train`, then
+`rasa test core --e2e`, which parses the user text of each test story with the NLU."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from rasa_cli import rasa
+
+PIPELINE = [
+    {"name": "rasa_bert_intent.BertIntentClassifier"},
+    {"name": "FallbackClassifier", "threshold": 0.5, "ambiguity_threshold": 0.1},
+]
+
+
+@pytest.fixture(scope="module")
+def starter(tmp_path_factory) -> Path:
+    """The files `rasa init --no-prompt` writes, with our pipeline, trained by `rasa train`."""
+    from rasa.cli.scaffold import create_initial_project
+
+    project = tmp_path_factory.mktemp("starter")
+    # What `rasa init` copies; `rasa init --no-prompt` would also train DIET's pipeline first,
+    # minutes of a test run spent on a model this test replaces.
+    create_initial_project(str(project))
+    config = yaml.safe_load((project / "config.yml").read_text(encoding="utf-8"))
+    assert config.get("pipeline") is None  # the starter's pipeline is all comments
+    config["pipeline"] = PIPELINE
+    (project / "config.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    rasa(project, "train", "--fixed-model-name", "starter")
+    return project
+
+
+def test_the_starter_assistant_passes_every_test_story(starter):
+    stories = yaml.safe_load((starter / "tests" / "test_stories.yml").read_text())["stories"]
+    assert len(stories) == 7
+    rasa(starter, "test", "core", "--stories", "tests/test_stories.yml", "--e2e",
+         "--model", "models/starter.tar.gz", "--out", "results")
+    failed = (starter / "results" / "failed_test_stories.yml").read_text(encoding="utf-8")
+    assert "None of the test stories failed - all good!" in failed, failed
