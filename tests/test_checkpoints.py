@@ -97,6 +97,7 @@ def test_classifier_trains_persists_and_loads_with_a_checkpoint_folder(
         config = {
             **BertIntentClassifier.get_default_config(),
             "model": str(folder),
+            # Plumbing of checkpoint folders with a tiny random encoder: a short run, no quality.
             "epochs": 2,
             "max_seq_len": 16,
         }
@@ -154,6 +155,7 @@ def tiny_classifier(folder, model_storage, execution_context, name, **settings):
     config = {
         **BertIntentClassifier.get_default_config(),
         "model": str(folder),
+        # A tiny random encoder, for the plumbing only: a short run that judges no quality.
         "epochs": 3,
         "max_seq_len": 16,
         "batch_size": 4,
