@@ -9,9 +9,10 @@ does not change the time) and times one message of 16 and of 32 word pieces thro
   (its conversion and runner are kept here, as the baseline, and nowhere else);
 - ONNX Runtime fp32 and int8, as `Predictor` runs them, with and without the intra-op threads
   spinning between calls, and with 1 thread;
+- any ONNX files of the same network given with `--compare NAME=FILE` (an earlier export's);
 then the 700 SNIPS test queries (../shared/snips-nlu-benchmark) through each, one message per
 call, and through fp32 in one call (batches per length bucket). Prints the medians and the
-ratio to TensorFlow Lite; file sizes too.
+ratio to TensorFlow Lite; file sizes and the export's seconds too.
 """
 
 import argparse
@@ -28,13 +29,12 @@ import tensorflow as tf  # noqa: E402
 from rasa_bert_intent import encoder as encoders  # noqa: E402
 from rasa_bert_intent import predictor as predictors  # noqa: E402
 from rasa_bert_intent.cli import DEFAULT_SOURCE  # noqa: E402
-from rasa_bert_intent.model import (  # noqa: E402
+from rasa_bert_intent.model import IntentModel, IntentNetwork  # noqa: E402
+from rasa_bert_intent.onnx_export import (  # noqa: E402
     ENTITY_TAG_PROBABILITIES,
     PROBABILITIES,
     SENTENCE_VECTOR,
     TOKEN_IDS,
-    IntentModel,
-    IntentNetwork,
 )
 from rasa_bert_intent.snips import read_source  # noqa: E402
 from rasa_bert_intent.tokenization import WordPieceTokenizer, bucket_length, pad  # noqa: E402
@@ -114,21 +114,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--snips", type=Path, default=REPOSITORY / DEFAULT_SOURCE)
+    parser.add_argument(
+        "--compare",
+        nargs="*",
+        default=[],
+        metavar="NAME=FILE",
+        help="ONNX files of the same network to time beside these, e.g. an earlier export's",
+    )
     args = parser.parse_args()
     pretrained = encoders.load_pretrained(encoders.DEFAULT_MODEL)
     config = {**pretrained.config, "num_hidden_layers": 4}
     tf.keras.utils.set_random_seed(0)
     model = IntentModel(IntentNetwork(config, 7, 0.1, "mean", 79), MAX_SEQ_LEN)
     pretrained.load_into(model.network)
-    exports = {
-        "TensorFlow Lite float16": tflite_model(model.network),
-        "ONNX fp32": model.to_onnx("fp32"),
-        "ONNX int8": model.to_onnx("int8"),
-    }
+    exports = {"TensorFlow Lite float16": tflite_model(model.network)}
+    for precision in ("fp32", "int8"):
+        started = time.perf_counter()
+        exports[f"ONNX {precision}"] = model.to_onnx(precision)
+        print(f"export of ONNX {precision}: {time.perf_counter() - started:.2f} s")
+    for spec in args.compare:
+        name, _, path = spec.partition("=")
+        exports[name] = Path(path).read_bytes()
     for name, content in exports.items():
         print(f"{name}: {len(content) / 1e6:.1f} MB")
     runners = {"TensorFlow Lite float16": tflite_runner(exports["TensorFlow Lite float16"])}
     threads = predictors.INTRA_OP_THREADS
+    for spec in args.compare:
+        name = spec.partition("=")[0]
+        runners[f"{name}, {threads} threads"] = onnx_runner(exports[name], threads, False)
     for precision in ("fp32", "int8"):
         content = exports[f"ONNX {precision}"]
         runners[f"ONNX {precision}, {threads} threads"] = onnx_runner(content, threads, False)
@@ -153,6 +166,7 @@ def main() -> None:
         "TensorFlow Lite float16",
         f"ONNX fp32, {threads} threads",
         f"ONNX int8, {threads} threads",
+        *(f"{spec.partition('=')[0]}, {threads} threads" for spec in args.compare),
     ]:
         started = time.perf_counter()
         for token_ids in token_id_lists:

@@ -47,7 +47,7 @@ def test_every_pretrained_weight_has_a_place_in_the_network():
     encoder = load_pretrained(DEFAULT_MODEL)
     network = IntentNetwork(encoder.config, num_intents=3, dropout=0.1, pooling="cls")
     network.build_for_any_length()
-    assert set(network.encoder_weight_names()) == set(encoder.weights)
+    assert set(network.encoder_weight_names()) == set(encoder.weights())
 
 
 def test_missing_folder_is_reported(tmp_path):

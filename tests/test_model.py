@@ -1,5 +1,7 @@
 """The Keras network: its own embeddings, what training changes, its ONNX export."""
 
+import importlib.metadata
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -28,14 +30,18 @@ TOKEN_ID_LISTS = [message(3), message(5), message(9), message(MAX_SEQ_LEN)]
 
 
 def tiny_model(
-    num_entity_tags: int = 0, train_word_embeddings: bool = True, entity_crf: bool = False
+    num_entity_tags: int = 0,
+    train_word_embeddings: bool = True,
+    entity_crf: bool = False,
+    pooling: str = "mean",
+    activation: str = "gelu",
 ) -> IntentModel:
     tf.keras.utils.set_random_seed(3)
     network = IntentNetwork(
-        TINY_CONFIG,
+        {**TINY_CONFIG, "hidden_act": activation},
         num_intents=3,
         dropout=0.1,
-        pooling="mean",
+        pooling=pooling,
         num_entity_tags=num_entity_tags,
         train_word_embeddings=train_word_embeddings,
         entity_crf=entity_crf,
@@ -109,6 +115,29 @@ def test_the_onnx_export_gives_the_networks_outputs_at_every_length_bucket(
         for actual, single in zip(exported, (alone[0][0], alone[1][0], alone[2][0])):
             np.testing.assert_allclose(actual, single, atol=1e-6)
     assert np.ptp(together[0][:, 0]) > 1e-3  # the messages get different probabilities
+
+
+@pytest.mark.parametrize(
+    "pooling, activation", [("cls", "gelu"), ("mean", "relu"), ("cls", "tanh"), ("mean", "linear")]
+)
+def test_the_onnx_graph_follows_the_networks_pooling_and_activation(pooling, activation):
+    model = tiny_model(num_entity_tags=2, pooling=pooling, activation=activation)
+    predictor = Predictor(model.to_onnx("fp32"), MAX_SEQ_LEN, "fp32")
+    exported = predictor.predict(TOKEN_ID_LISTS)
+    for row, token_ids in enumerate(TOKEN_ID_LISTS):
+        expected = network_outputs(model, token_ids)
+        for actual, wanted in zip((exported[0][row], exported[1][row], exported[2][row]), expected):
+            np.testing.assert_allclose(actual, wanted, atol=1e-5)
+
+
+def test_the_export_needs_no_tf2onnx(tagging_model, monkeypatch):
+    # The graph is written from the weights; tf2onnx is no dependency any more.
+    requirements = importlib.metadata.requires("rasa-bert-intent")
+    assert not any(requirement.startswith("tf2onnx") for requirement in requirements)
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # importing it now raises ImportError
+    for precision in PRECISIONS:
+        predictor = Predictor(tagging_model.to_onnx(precision), MAX_SEQ_LEN, precision)
+        assert predictor.predict(TOKEN_ID_LISTS)[0].shape == (4, 3)
 
 
 def test_concurrent_calls_give_the_results_of_calls_one_at_a_time(tagging_model):

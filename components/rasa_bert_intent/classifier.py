@@ -2,7 +2,7 @@
 
 Its settings and their checks are in `settings.py`, training from examples to a servable
 model in `training.py`, entity tagging and decoding in `entities.py`, the Keras network in
-`model.py`, its ONNX export in `onnx_export.py` and `onnx_graph.py`, the exported model's
+`model.py`, its ONNX graph written from the weights in `onnx_export.py`, the exported model's
 runtime in `predictor.py`, the out-of-scope factor in `in_scope.py`, its files in `storage.py`.
 """
 
@@ -52,7 +52,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
     @staticmethod
     def required_packages() -> List[Text]:
         """Any extra python dependencies required for this component to run."""
-        return ["tensorflow", "safetensors", "onnxruntime", "tf2onnx", "onnx"]
+        return ["tensorflow", "safetensors", "onnxruntime", "onnx"]
 
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:

@@ -4,13 +4,14 @@ import hashlib
 import importlib.util
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List
 
 import numpy as np
 import tensorflow as tf
 
+from rasa_bert_intent.onnx_export import ACTIVATIONS
 from rasa_bert_intent.quiet import quiet_bert_import
 
 with quiet_bert_import():
@@ -28,8 +29,6 @@ HF_WEIGHTS = "model.safetensors"
 GOOGLE_CONFIG = "bert_config.json"
 GOOGLE_CHECKPOINT = "bert_model.ckpt"
 VOCAB = "vocab.txt"
-# The activations bert-for-tf2 implements (its "gelu" is the tanh approximation).
-ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
 
 
 class EncoderNotFound(ValueError):
@@ -58,12 +57,22 @@ class PretrainedEncoder:
 class HuggingFaceEncoder(PretrainedEncoder):
     """A Hugging Face BERT folder: config.json, model.safetensors, vocab.txt."""
 
-    # bert-for-tf2 variable names below the layer's own name, e.g. `encoder/layer_0/intermediate/kernel`
-    weights: Dict[str, np.ndarray] = field(default_factory=dict)
+    weights_file: Path = Path(HF_WEIGHTS)
+
+    def weights(self) -> Dict[str, np.ndarray]:
+        """The weights under bert-for-tf2's names below its layer, such as
+        `encoder/layer_0/intermediate/kernel`, read when asked: not held during training."""
+        from safetensors.numpy import load_file
+
+        try:
+            hf_weights = load_file(str(self.weights_file))
+        except Exception as error:  # safetensors raises its own errors, and OSError
+            raise EncoderNotFound(f"cannot read '{self.weights_file}': {error}") from error
+        return hf_to_bert_for_tf2(hf_weights)
 
     def load_into(self, network: Any) -> List[str]:
         """Loads every weight; raises `ValueError` if one is missing or of another shape."""
-        network.set_encoder_weights(self.weights)
+        network.set_encoder_weights(self.weights())
         return []
 
 
@@ -144,13 +153,11 @@ def _hugging_face(folder: Path) -> HuggingFaceEncoder:
             f"({config.get('position_embedding_type', 'absolute')} positions); only BERT "
             f"models with absolute positions are supported"
         )
-    from safetensors.numpy import load_file
-
     return HuggingFaceEncoder(
         config=config,
         vocab_file=folder / VOCAB,
         do_lower_case=_hf_lower_case(folder),
-        weights=hf_to_bert_for_tf2(load_file(str(folder / HF_WEIGHTS))),
+        weights_file=folder / HF_WEIGHTS,
     )
 
 

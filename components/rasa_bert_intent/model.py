@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from rasa_bert_intent import onnx_export
 from rasa_bert_intent.encoder import bert_layer_params
+from rasa_bert_intent.onnx_export import POOLINGS
 from rasa_bert_intent.quiet import quiet_bert_import
 from rasa_bert_intent.tokenization import PAD_ID, UNTAGGED, length_batches, pad
 
@@ -18,13 +19,7 @@ with quiet_bert_import():
 
 logger = logging.getLogger(__name__)
 
-POOLINGS = ("mean", "cls")
 BERT_LAYER_NAME = "bert"
-# Input and output names of the exported model.
-TOKEN_IDS = "token_ids"
-PROBABILITIES = "probabilities"
-ENTITY_TAG_PROBABILITIES = "entity_tag_probabilities"
-SENTENCE_VECTOR = "sentence_vector"
 # Batches between two updates of the training progress bar's figures.
 PROGRESS_EVERY = 10
 
@@ -310,14 +305,18 @@ class IntentModel:
         probabilities `[batch, length, tags]`. `precision` is one of onnx_export.PRECISIONS.
         """
         network = self.network
-
-        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=TOKEN_IDS)])
-        def probabilities(token_ids: tf.Tensor) -> Dict[str, tf.Tensor]:
-            logits, tag_logits, pooled = network.intent_and_entity_tag_logits(token_ids, False)
-            outputs = {PROBABILITIES: tf.nn.softmax(logits), SENTENCE_VECTOR: pooled}
-            if tag_logits is not None:
-                outputs[ENTITY_TAG_PROBABILITIES] = tf.nn.softmax(tag_logits)
-            return outputs
-
+        weights = dict(zip(network.encoder_weight_names(), network.bert.get_weights()))
+        heads = {"dense": network.dense, "logits": network.logits}
+        if network.entity_tag_logits is not None:
+            heads["entity_tag_logits"] = network.entity_tag_logits
+        for name, layer in heads.items():
+            weights[f"{name}/kernel"] = layer.kernel.numpy()
+            weights[f"{name}/bias"] = layer.bias.numpy()
         params = network.bert.params
-        return onnx_export.convert(probabilities, precision, params.num_heads, params.hidden_size)
+        architecture = onnx_export.Architecture(
+            num_layers=params.num_layers,
+            num_heads=params.num_heads,
+            activation=params.intermediate_activation,
+            pooling=network.pooling,
+        )
+        return onnx_export.write(weights, architecture, precision)

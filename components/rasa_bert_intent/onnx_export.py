@@ -1,85 +1,272 @@
-"""A traced TensorFlow function as an ONNX model for ONNX Runtime, fp32 or with int8 weights."""
+"""The trained network written as an ONNX graph for ONNX Runtime, straight from its weights,
+fp32 or with int8 weights.
 
-import contextlib
-import logging
-import tempfile
-from pathlib import Path
-from typing import Iterator, Optional
+The network is a fixed architecture, so its graph is built here operator by operator with
+the fused operators of ONNX Runtime's own domain that its CPU provider runs fastest
+(`Attention`, `SkipLayerNormalization`, `FastGelu`): no tracing, no converter. Weights are
+named as bert-for-tf2 names them below its layer (`encoder/layer_0/intermediate/kernel`),
+and the heads `dense`, `logits` and `entity_tag_logits`.
 
+int8 quantises the encoder's weights here, symmetrically with one scale per output column
+(the word embeddings: per hidden dimension), and each product's input at run time
+(`DynamicQuantizeMatMul`, `QAttention`), as ONNX Runtime's dynamic quantizer would, without
+its copies of the whole model. The heads stay float: they are small, and give the
+probabilities.
+"""
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
 import onnx
-import tensorflow as tf
-
-from rasa_bert_intent import onnx_graph
-from rasa_bert_intent.quiet import environment_variable
+from onnx import TensorProto, helper, numpy_helper
 
 # int8: dynamically quantised weights (quarter-size file, about twice as fast on a CPU);
 # fp32: the network's own weights.
 PRECISIONS = ("int8", "fp32")
-# The first opset with LayerNormalization, which onnx_graph.simplify writes.
+# The first opset with LayerNormalization; version 1 of ONNX Runtime's operators.
 OPSET = 17
+MICROSOFT = "com.microsoft"
+# params_flow's LayerNormalization, which bert-for-tf2 uses everywhere.
+LAYER_NORM_EPSILON = 1e-12
+# The activations bert-for-tf2 implements and the export writes (its "gelu" is the tanh
+# approximation, which is what FastGelu computes).
+ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
+POOLINGS = ("mean", "cls")
+# Input and output names of the model.
+TOKEN_IDS = "token_ids"
+PROBABILITIES = "probabilities"
+ENTITY_TAG_PROBABILITIES = "entity_tag_probabilities"
+SENTENCE_VECTOR = "sentence_vector"
+# The largest magnitude of a symmetric int8 weight.
+INT8_MAX = 127
 
 
-def convert(
-    function: tf.types.experimental.GenericFunction,
-    precision: str,
-    num_heads: int,
-    hidden_size: int,
-) -> bytes:
-    """The serialised ONNX model of a `tf.function` with an input signature.
+@dataclass
+class Architecture:
+    """What the weights alone do not say about the network."""
 
-    After tf2onnx, `onnx_graph.simplify` merges bert-for-tf2's operators into ones ONNX
-    Runtime's transformer optimizer then fuses further (skip connection with layer
-    normalisation, GELU); int8 quantises the weights of every MatMul and Gather (the word
-    embeddings) and quantises their inputs at run time.
+    num_layers: int
+    num_heads: int
+    activation: str  # one of ACTIVATIONS
+    pooling: str  # one of POOLINGS
+
+
+class _Graph:
+    """Nodes and initializers of the graph being written."""
+
+    def __init__(self, weights: Dict[str, np.ndarray], int8: bool) -> None:
+        self.weights = weights
+        self.int8 = int8
+        self.nodes: List[onnx.NodeProto] = []
+        self.initializers: List[onnx.TensorProto] = []
+
+    def constant(self, name: str, value: np.ndarray) -> str:
+        self.initializers.append(numpy_helper.from_array(np.array(value, order="C"), name))
+        return name
+
+    def weight(self, name: str) -> str:
+        """A weight of the network, as an initializer of the same name."""
+        return self.constant(name, self._array(name))
+
+    def int8_weight(self, name: str, value: Optional[np.ndarray] = None) -> Tuple[str, str]:
+        """The int8 weight and its float scales, one per last-axis column."""
+        value = self._array(name) if value is None else value
+        scales = np.maximum(value.max(axis=0), -value.min(axis=0)) / INT8_MAX
+        scales = np.where(scales > 0, scales, 1.0).astype(np.float32)
+        scaled = value / scales  # in place from here: the word embeddings are 47 MB
+        np.rint(scaled, out=scaled)
+        np.clip(scaled, -INT8_MAX, INT8_MAX, out=scaled)
+        return self.constant(name, scaled.astype(np.int8)), self.constant(f"{name}/scale", scales)
+
+    def _array(self, name: str) -> np.ndarray:
+        if name not in self.weights:
+            raise ValueError(f"the network has no weight {name!r}")
+        return self.weights[name].astype(np.float32, copy=False)
+
+    def op(self, op_type: str, inputs: List[str], output: str, **attributes) -> str:
+        domain = attributes.pop("domain", None)
+        self.nodes.append(
+            helper.make_node(op_type, inputs, [output], name=output, domain=domain, **attributes)
+        )
+        return output
+
+    def matmul(self, x: str, kernel: str, quantized: bool) -> str:
+        """`x · kernel`; with `quantized` and int8, of int8 weights and a quantised `x`."""
+        if quantized and self.int8:
+            return self.op(
+                "DynamicQuantizeMatMul", [x, *self.int8_weight(kernel)], f"{kernel}/matmul",
+                domain=MICROSOFT,
+            )
+        return self.op("MatMul", [x, self.weight(kernel)], f"{kernel}/matmul")
+
+    def dense(self, x: str, layer: str, activation: str = "linear", quantized: bool = False) -> str:
+        """`x · kernel + bias`, then the activation."""
+        product = self.matmul(x, f"{layer}/kernel", quantized)
+        if activation == "gelu":  # FastGelu adds the bias itself
+            return self.op(
+                "FastGelu", [product, self.weight(f"{layer}/bias")], f"{layer}/gelu",
+                domain=MICROSOFT,
+            )
+        biased = self.op("Add", [product, self.weight(f"{layer}/bias")], f"{layer}/biased")
+        if activation == "linear":
+            return biased
+        return self.op(activation.capitalize(), [biased], f"{layer}/{activation}")
+
+    def skip_layer_norm(self, x: str, skip: str, layer: str) -> str:
+        """Layer normalisation of `x · kernel + bias + skip`."""
+        return self.op(
+            "SkipLayerNormalization",
+            [
+                self.matmul(x, f"{layer}/dense/kernel", quantized=True),
+                skip,
+                self.weight(f"{layer}/LayerNorm/gamma"),
+                self.weight(f"{layer}/LayerNorm/beta"),
+                self.weight(f"{layer}/dense/bias"),
+            ],
+            f"{layer}/normalized",
+            domain=MICROSOFT,
+            epsilon=LAYER_NORM_EPSILON,
+        )
+
+    def attention(self, x: str, mask: str, layer: str, num_heads: int) -> str:
+        """Self-attention of `x` with the query, key and value weights side by side."""
+        projections = [f"{layer}/attention/self/{p}" for p in ("query", "key", "value")]
+        kernel = np.concatenate([self._array(f"{p}/kernel") for p in projections], axis=1)
+        bias = self.constant(
+            f"{layer}/attention/qkv/bias",
+            np.concatenate([self._array(f"{p}/bias") for p in projections]),
+        )
+        name = f"{layer}/attention/self"
+        if not self.int8:
+            weights = self.constant(f"{layer}/attention/qkv/kernel", kernel)
+            return self.op(
+                "Attention", [x, weights, bias, mask], name, domain=MICROSOFT, num_heads=num_heads
+            )
+        weights, scales = self.int8_weight(f"{layer}/attention/qkv/kernel", kernel)
+        quantized = [f"{name}/input", f"{name}/input_scale", f"{name}/input_zero_point"]
+        self.nodes.append(
+            helper.make_node("DynamicQuantizeLinear", [x], quantized, name=quantized[0])
+        )
+        return self.op(
+            "QAttention",
+            [quantized[0], weights, bias, quantized[1], scales, mask, quantized[2]],
+            name,
+            domain=MICROSOFT,
+            num_heads=num_heads,
+        )
+
+
+def write(weights: Dict[str, np.ndarray], architecture: Architecture, precision: str) -> bytes:
+    """The serialised ONNX model; with `entity_tag_logits` weights, the tag probabilities too.
+
+    Input `token_ids` `[batch, length]` (int32, 0 is padding); outputs intent probabilities
+    `[batch, intents]`, the pooled sentence vectors `[batch, hidden]` and entity tag
+    probabilities `[batch, length, tags]`.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision is {precision!r}, not one of {', '.join(PRECISIONS)}")
-    # Imported here: training needs them, prediction does not, and tf2onnx takes seconds.
-    import tf2onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    # tf2onnx deep-copies the whole graph, 77 MB of weights, before each of its 15 optimizers
-    # so that it can go on without one that fails: 20 of the 45 s an export took. With
-    # TF2ONNX_CATCH_ERRORS false it does not copy, and raises an optimizer's error instead.
-    with _quiet("tf2onnx"), environment_variable("TF2ONNX_CATCH_ERRORS", "FALSE"):
-        model, _ = tf2onnx.convert.from_function(
-            function, input_signature=function.input_signature, opset=OPSET
+    if architecture.activation not in ACTIVATIONS:
+        raise ValueError(f"activation {architecture.activation!r} is not one of {ACTIVATIONS}")
+    if architecture.pooling not in POOLINGS:
+        raise ValueError(f"pooling {architecture.pooling!r} is not one of {POOLINGS}")
+    graph = _Graph(weights, int8=precision == "int8")
+    hidden = _encoder(graph, architecture)
+    outputs = [
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", size])
+        for name, size in (
+            (PROBABILITIES, weights["logits/kernel"].shape[1]),
+            (SENTENCE_VECTOR, weights["dense/kernel"].shape[0]),
         )
-    onnx_graph.simplify(model)
-    # "bert_tf": the fusions' patterns for graphs from TensorFlow (its default, "bert", expects
-    # PyTorch's and says so in a warning; both fuse the same on this graph).
-    with _quiet("onnxruntime.transformers"):
-        optimized = optimize_model(
-            model, "bert_tf", num_heads=num_heads, hidden_size=hidden_size, opt_level=0
-        )
-    with tempfile.TemporaryDirectory() as folder:
-        # Saving adds the import of ONNX Runtime's operator domain that the fusions used.
-        fp32 = Path(folder) / "fp32.onnx"
-        optimized.save_model_to_file(str(fp32))
-        if precision == "fp32":
-            return fp32.read_bytes()
-        quantized = Path(folder) / "int8.onnx"
-        # The quantizer warns through the root logger about each fused operator's tensors.
-        with _quiet(None, logging.ERROR):
-            quantize_dynamic(
-                fp32,
-                quantized,
-                weight_type=QuantType.QInt8,
-                # The fused operators are in ONNX Runtime's own domain, which ONNX's shape
-                # inference does not know: their outputs are float32.
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    ]
+    pooled = _pooled(graph, hidden, architecture.pooling)
+    graph.op("Identity", [pooled], SENTENCE_VECTOR)
+    intent_logits = graph.dense(graph.dense(pooled, "dense", "tanh"), "logits")
+    graph.op("Softmax", [intent_logits], PROBABILITIES, axis=-1)
+    if "entity_tag_logits/kernel" in weights:
+        tag_logits = graph.dense(hidden, "entity_tag_logits")
+        graph.op("Softmax", [tag_logits], ENTITY_TAG_PROBABILITIES, axis=-1)
+        tags = weights["entity_tag_logits/kernel"].shape[1]
+        outputs.append(
+            helper.make_tensor_value_info(
+                ENTITY_TAG_PROBABILITIES, TensorProto.FLOAT, ["batch", "length", tags]
             )
-        return quantized.read_bytes()
+        )
+    model = helper.make_model(
+        helper.make_graph(
+            graph.nodes,
+            "intent_network",
+            [helper.make_tensor_value_info(TOKEN_IDS, TensorProto.INT32, ["batch", "length"])],
+            outputs,
+            graph.initializers,
+        ),
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MICROSOFT, 1)],
+        producer_name="rasa-bert-intent",
+    )
+    return model.SerializeToString()
 
 
-@contextlib.contextmanager
-def _quiet(logger_name: Optional[str], level: int = logging.WARNING) -> Iterator[None]:
-    """Only records of `level` and above from a logger (None: the root logger)."""
-    logger = logging.getLogger(logger_name)
-    before = logger.level
-    logger.setLevel(max(before, level))
-    try:
-        yield
-    finally:
-        logger.setLevel(before)
+def _encoder(graph: _Graph, architecture: Architecture) -> str:
+    """BERT's embeddings and transformer layers: the hidden states `[batch, length, hidden]`."""
+    zero = graph.constant("zero", np.array(0, np.int32))
+    is_token = graph.op("Not", [graph.op("Equal", [TOKEN_IDS, zero], "is_padding")], "is_token")
+    mask = graph.op("Cast", [is_token], "mask", to=TensorProto.INT32)
+    # Every message is segment 0: its token type embedding is one row, added to each position.
+    position_table = (
+        graph.weights["embeddings/position_embeddings/embeddings"]
+        + graph.weights["embeddings/token_type_embeddings/embeddings"][0]
+    )
+    length = graph.op("Shape", [TOKEN_IDS], "length", start=1, end=2)
+    positions = graph.op(
+        "Slice",
+        [
+            graph.constant("embeddings/positions", position_table.astype(np.float32)),
+            graph.constant("embeddings/first", np.array([0], np.int64)),
+            length,
+            graph.constant("embeddings/axis", np.array([0], np.int64)),
+        ],
+        "embeddings/position_rows",
+    )
+    if graph.int8:
+        table, scales = graph.int8_weight("embeddings/word_embeddings/embeddings")
+        rows = graph.op("Gather", [table, TOKEN_IDS], "embeddings/int8_words")
+        words = graph.op("DequantizeLinear", [rows, scales], "embeddings/words", axis=-1)
+    else:
+        words = graph.op(
+            "Gather",
+            [graph.weight("embeddings/word_embeddings/embeddings"), TOKEN_IDS],
+            "embeddings/words",
+        )
+    summed = graph.op("Add", [words, positions], "embeddings/sum")
+    x = graph.op(
+        "LayerNormalization",
+        [
+            summed,
+            graph.weight("embeddings/LayerNorm/gamma"),
+            graph.weight("embeddings/LayerNorm/beta"),
+        ],
+        "embeddings/normalized",
+        axis=-1,
+        epsilon=LAYER_NORM_EPSILON,
+    )
+    for index in range(architecture.num_layers):
+        layer = f"encoder/layer_{index}"
+        # mask [batch, length]: 1 attends, 0 is padding, scored -10000 as in bert-for-tf2.
+        attended = graph.attention(x, mask, layer, architecture.num_heads)
+        x = graph.skip_layer_norm(attended, x, f"{layer}/attention/output")
+        inner = graph.dense(x, f"{layer}/intermediate", architecture.activation, quantized=True)
+        x = graph.skip_layer_norm(inner, x, f"{layer}/output")
+    return x
+
+
+def _pooled(graph: _Graph, hidden: str, pooling: str) -> str:
+    """The sentence vector: the mean of the tokens' hidden states, or the first's ([CLS])."""
+    if pooling == "cls":
+        first = graph.constant("pooling/first", np.array(0, np.int64))
+        return graph.op("Gather", [hidden, first], "pooled", axis=1)
+    axis = graph.constant("pooling/axis", np.array([1], np.int64))
+    is_token = graph.op("Cast", ["is_token"], "pooling/is_token", to=TensorProto.FLOAT)
+    weights = graph.op("Unsqueeze", [is_token, axis], "pooling/weights")  # [batch, 1, length]
+    summed = graph.op("MatMul", [weights, hidden], "pooling/matmul")  # [batch, 1, hidden]
+    count = graph.op("ReduceSum", [is_token, axis], "pooling/count", keepdims=1)
+    return graph.op("Div", [graph.op("Squeeze", [summed, axis], "pooling/sum"), count], "pooled")

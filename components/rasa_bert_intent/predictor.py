@@ -6,13 +6,13 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import onnxruntime as ort
 
-from rasa_bert_intent.model import (
+from rasa_bert_intent.onnx_export import (
     ENTITY_TAG_PROBABILITIES,
+    PRECISIONS,
     PROBABILITIES,
     SENTENCE_VECTOR,
     TOKEN_IDS,
 )
-from rasa_bert_intent.onnx_export import PRECISIONS
 from rasa_bert_intent.tokenization import length_batches, pad
 
 # Messages in one ONNX Runtime call of an fp32 model; more of one length bucket are split into

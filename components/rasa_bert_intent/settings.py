@@ -7,8 +7,7 @@ from rasa.shared.exceptions import InvalidConfigException
 from rasa.utils.tensorflow.constants import RANKING_LENGTH
 
 from rasa_bert_intent import encoder as encoders
-from rasa_bert_intent.model import POOLINGS
-from rasa_bert_intent.onnx_export import PRECISIONS
+from rasa_bert_intent.onnx_export import POOLINGS, PRECISIONS
 
 COMPONENT = "BertIntentClassifier"
 

@@ -1,6 +1,8 @@
 """Training, from examples to a servable model: tokenize, tag, fit the network on a schedule
 that follows the data's size, export it, fit the out-of-scope statistics. No Rasa objects."""
 
+import ctypes
+import gc
 import logging
 import math
 from collections import Counter
@@ -148,20 +150,21 @@ def train(
     fitted = fit(examples, intents, entity_labels, pretrained, bert_config, config, show_progress)
     precision = config["precision"]
     predictor = Predictor(fitted.model.to_onnx(precision), config["max_seq_len"], precision)
+    transitions = fitted.model.network.entity_transitions
+    if transitions is not None:
+        transitions = transitions.numpy().astype(np.float64)
+    # The network's weights are in the ONNX model now; freed, they make room for what follows.
+    tokenizer, token_id_lists, intent_labels = (
+        fitted.tokenizer, fitted.token_id_lists, fitted.intent_labels
+    )
+    del fitted
+    _return_freed_memory()
     in_scope = None
     if intents and config["intent_classification"] and config["out_of_scope_detection"]:
         # The vectors of the served model, whose int8 weights move them a little.
-        _, _, vectors = predictor.predict(fitted.token_id_lists)
-        in_scope = fit_in_scope(vectors, fitted.intent_labels, config["random_seed"])
-    transitions = fitted.model.network.entity_transitions
-    return TrainedModel(
-        intents,
-        entity_labels,
-        None if transitions is None else transitions.numpy().astype(np.float64),
-        fitted.tokenizer,
-        predictor,
-        in_scope,
-    )
+        vectors = predictor.predict(token_id_lists)[2]
+        in_scope = fit_in_scope(vectors, intent_labels, config["random_seed"])
+    return TrainedModel(intents, entity_labels, transitions, tokenizer, predictor, in_scope)
 
 
 def fit(
@@ -240,6 +243,16 @@ def fit_in_scope(
             f"(as with `out_of_scope_detection: false`)."
         )
     return in_scope
+
+
+def _return_freed_memory() -> None:
+    """Hands the memory that training freed back to the system, where glibc can: otherwise
+    its per-thread arenas keep it, and the out-of-scope fit's arrays come on top."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
+        pass
 
 
 def _piece_tags(
