@@ -38,16 +38,17 @@ FIGURES = [
 ]
 
 
-def per_intent(messages, k: int, seed: int):
-    """k messages of each intent (all where it has fewer), drawn with `seed`; all for k=0."""
+def per_intent(messages, k: int, seed: int, intent_of=lambda message: message.get("intent")):
+    """k messages of each intent (all where it has fewer), drawn with `seed`; all for k=0.
+    `intent_of` reads a message's intent (by default a Rasa message's)."""
     if not k:
         return list(messages)
     shuffled = list(messages)
     random.Random(seed).shuffle(shuffled)
     taken, chosen = Counter(), []
     for message in shuffled:
-        if taken[message.get("intent")] < k:
-            taken[message.get("intent")] += 1
+        if taken[intent_of(message)] < k:
+            taken[intent_of(message)] += 1
             chosen.append(message)
     return chosen
 
@@ -114,7 +115,7 @@ def main() -> None:
                 name, pipeline, train_file, test_file, test_counts, args.out,
                 with_out_of_scope=data == "snips",
             )
-            figures = {k: figures.get(k) for k, _ in FIGURES + [("diet_epochs", "")]}
+            figures = {k: figures.get(k) for k, _ in FIGURES}
             figures["diet_epochs"] = pipeline[-1].get("epochs") if system == "diet" else None
             saved.write_text(json.dumps(figures, indent=2), encoding="utf-8")
         runs.append({"data": data, "size": size, "system": system, "sample": sample,
@@ -144,9 +145,10 @@ def cell(runs: List[Dict], key: str) -> str:
     values = [r[key] for r in runs if r.get(key) is not None]
     if not values:
         return "–"
+    digits = 0 if key == "train_peak_rss_mb" else 1
     if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def markdown(results: Dict) -> str:

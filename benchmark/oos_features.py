@@ -21,10 +21,10 @@ import tensorflow as tf  # noqa: E402
 from rasa.shared.nlu.training_data.message import Message  # noqa: E402
 from rasa.shared.nlu.training_data.training_data import TrainingData  # noqa: E402
 
-import rasa_bert_intent.classifier as classifier_module  # noqa: E402
 from dev_eval import SNIPS, dev_split, new_classifier  # noqa: E402
 from out_of_scope import half_a, read_out_of_scope  # noqa: E402
 from rasa_bert_intent import BertIntentClassifier  # noqa: E402
+from rasa_bert_intent.model import IntentModel  # noqa: E402
 from rasa_bert_intent.snips import read_source  # noqa: E402
 from rasa_bert_intent.tokenization import length_batches, pad  # noqa: E402
 
@@ -68,13 +68,13 @@ def main() -> None:
                 if is_a
             ]
     captured = {}
-    to_onnx = classifier_module.IntentModel.to_onnx
+    to_onnx = IntentModel.to_onnx
 
     def capture(model, precision):
         captured["network"] = model.network
         return to_onnx(model, precision)
 
-    classifier_module.IntentModel.to_onnx = capture
+    IntentModel.to_onnx = capture
     config = {**BertIntentClassifier.get_default_config(), "random_seed": args.seed}
     with tempfile.TemporaryDirectory() as folder:
         classifier = new_classifier(config, folder)

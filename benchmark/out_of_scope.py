@@ -46,15 +46,22 @@ def auroc(in_scope: Sequence[float], out_of_scope: Sequence[float]) -> float:
     return float((ranks[:n_in].sum() - n_in * (n_in + 1) / 2) / (n_in * n_out))
 
 
-def shipped_fallback():
-    """Rasa's FallbackClassifier with the thresholds of the project's config.yml."""
+def shipped_fallback_config() -> Dict:
+    """The FallbackClassifier settings of the project's config.yml, Rasa's defaults merged."""
     from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
 
     pipeline = yaml.safe_load((REPOSITORY / "config.yml").read_text(encoding="utf-8"))["pipeline"]
     settings = next(c for c in pipeline if c["name"] == "FallbackClassifier")
     config = {**FallbackClassifier.get_default_config(), **settings}
     del config["name"]
-    return FallbackClassifier(config)
+    return config
+
+
+def shipped_fallback():
+    """Rasa's FallbackClassifier with the thresholds of the project's config.yml."""
+    from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
+
+    return FallbackClassifier(shipped_fallback_config())
 
 
 def falls_back(fallback, parsed: Dict) -> bool:

@@ -22,11 +22,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from rasa.shared.nlu.training_data.message import Message  # noqa: E402
 from rasa.shared.nlu.training_data.training_data import TrainingData  # noqa: E402
 
-import rasa_bert_intent.classifier as classifier_module  # noqa: E402
 from dev_eval import SNIPS, dev_split, new_classifier  # noqa: E402
 from out_of_scope import figures, read_out_of_scope  # noqa: E402
-from rasa_bert_intent import BertIntentClassifier  # noqa: E402
-from rasa_bert_intent.in_scope import InScopeModel  # noqa: E402
+from rasa_bert_intent import BertIntentClassifier, training  # noqa: E402
+from rasa_bert_intent.model import IntentModel  # noqa: E402
 from rasa_bert_intent.predictor import Predictor  # noqa: E402
 from rasa_bert_intent.snips import read_source  # noqa: E402
 from slot_metrics import slot_scores, spans  # noqa: E402
@@ -72,13 +71,13 @@ def main() -> None:
     train, dev = dev_split(train)
     out_of_scope = read_out_of_scope()
     captured = {}
-    to_onnx = classifier_module.IntentModel.to_onnx
+    to_onnx = IntentModel.to_onnx
 
     def capture(model, precision):
         captured["model"] = model
         return to_onnx(model, precision)
 
-    classifier_module.IntentModel.to_onnx = capture
+    IntentModel.to_onnx = capture
     for seed in args.seeds:
         config = {**BertIntentClassifier.get_default_config(), "random_seed": seed}
         with tempfile.TemporaryDirectory() as folder:
@@ -90,7 +89,7 @@ def main() -> None:
         fp32 = Predictor(to_onnx(captured["model"], "fp32"), max_seq_len, "fp32")
         token_id_lists = [trained.tokenizer.token_ids(m.get("text"), max_seq_len) for m in train]
         label_of = {intent: label for label, intent in enumerate(trained.intents)}
-        in_scope = InScopeModel.fit(
+        in_scope = training.fit_in_scope(
             fp32.predict(token_id_lists)[2], [label_of[m.get("intent")] for m in train], seed
         )
         classifier.trained = dataclasses.replace(trained, predictor=fp32, in_scope=in_scope)

@@ -19,7 +19,6 @@ SNIPS the share of out-of-scope messages (CLINC150 dev and out_of_scope.yml) cau
 import argparse
 import logging
 import os
-import random
 import statistics
 import sys
 import time
@@ -34,6 +33,7 @@ from rasa.shared.nlu.training_data.loading import load_data  # noqa: E402
 
 import out_of_scope  # noqa: E402
 from dev_eval import SNIPS, dev_split, overrides  # noqa: E402
+from learning_curve import per_intent  # noqa: E402
 from rasa_bert_intent import BertIntentClassifier, training  # noqa: E402
 from rasa_bert_intent import entities as entity_tags  # noqa: E402
 from rasa_bert_intent.settings import default_config  # noqa: E402
@@ -43,8 +43,7 @@ from slot_metrics import slot_scores, spans  # noqa: E402
 
 HWU = Path(__file__).resolve().parents[2] / "shared" / "nlu-evaluation-data"
 HWU_DEV_PER_INTENT = 10
-# FallbackClassifier's thresholds in config.yml.
-THRESHOLD, AMBIGUITY = 0.5, 0.1
+INTENT_OF = lambda example: example.intent  # noqa: E731
 # SNIPS intents cut to a few examples in the unbalanced set, and how many they keep.
 UNBALANCED = {"AddToPlaylist": 15, "RateBook": 15}
 
@@ -56,22 +55,10 @@ def as_examples(messages):
     ]
 
 
-def per_intent(examples, k, seed):
-    """k examples of each intent (all where it has fewer), drawn with `seed`."""
-    shuffled = list(examples)
-    random.Random(seed).shuffle(shuffled)
-    taken, chosen = Counter(), []
-    for example in shuffled:
-        if taken[example.intent] < k:
-            taken[example.intent] += 1
-            chosen.append(example)
-    return chosen
-
-
 def hwu_split(fold: int):
     messages = load_data(str(HWU / f"fold{fold:02d}" / "train.json")).nlu_examples
     examples = as_examples(messages)
-    dev = per_intent(examples, HWU_DEV_PER_INTENT, 2019)
+    dev = per_intent(examples, HWU_DEV_PER_INTENT, 2019, INTENT_OF)
     dev_ids = {id(e) for e in dev}
     return [e for e in examples if id(e) not in dev_ids], dev
 
@@ -87,13 +74,13 @@ def data_sets(names, samples):
                 pool, dev, oos = snips_pool, snips_dev, True
             elif kind == "snips-unbalanced":
                 pool, dev, oos = snips_pool, snips_dev, True
-                cut = {i: per_intent([e for e in pool if e.intent == i], k, sample)
+                cut = {i: per_intent([e for e in pool if e.intent == i], k, sample, INTENT_OF)
                        for i, k in UNBALANCED.items()}
                 pool = [e for e in pool if e.intent not in cut] + sum(cut.values(), [])
             else:
                 pool, dev = hwu_split(1 + sample)
                 oos = False  # CLINC's other intents overlap HWU64's domains
-            train = per_intent(pool, int(size), 7 + sample) if size else pool
+            train = per_intent(pool, int(size), 7 + sample, INTENT_OF) if size else pool
             yield f"{name}#{sample}", train, dev, oos
 
 
@@ -117,8 +104,12 @@ def forward(network, tokenizer, texts, max_seq_len):
 
 
 def falls_back(confidences):
+    """What config.yml's FallbackClassifier does to each row of confidences, vectorised."""
+    fallback = out_of_scope.shipped_fallback_config()
     top2 = -np.sort(-confidences, axis=1)[:, :2]
-    return (top2[:, 0] < THRESHOLD) | (top2[:, 0] - top2[:, 1] < AMBIGUITY)
+    return (top2[:, 0] < fallback["threshold"]) | (
+        top2[:, 0] - top2[:, 1] < fallback["ambiguity_threshold"]
+    )
 
 
 def evaluate(config, train, dev, oos_texts):

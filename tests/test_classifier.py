@@ -229,19 +229,24 @@ def test_long_messages_are_truncated_to_max_seq_len(trained):
     assert message.get("intent")["name"] in EXAMPLES
 
 
-def test_entity_annotations_train_entities_unless_turned_off(model_storage, execution_context):
+def test_entity_annotations_train_entities_unless_turned_off(
+    trained, model_storage, execution_context
+):
     annotated = RasaYAMLReader().reads('version: "3.1"\nnlu:\n' + nlu_yaml(NLU_EXAMPLES))
     assert len(annotated.entity_examples) == 3
     texts = ["hi there, good morning", "what's the weather like in Rome", "bye, see you"]
     confidences = {}
     for name, data, setting in (
-        ("plain", training_data(), {}),
+        ("plain", None, {}),  # the defaults on the same examples without markup: `trained`
         ("annotated", annotated, {}),
         ("weight 0", annotated, {"entity_loss_weight": 0.0}),
         ("no entities", annotated, {"entity_recognition": False}),
     ):
-        classifier = create(setting, model_storage, Resource(name), execution_context)
-        classifier.train(data)
+        if data is None:
+            classifier = trained[0]
+        else:
+            classifier = create(setting, model_storage, Resource(name), execution_context)
+            classifier.train(data)
         messages = parse(classifier, *texts)
         assert [m.get("intent")["name"] for m in messages] == ["greet", "weather", "goodbye"]
         confidences[name] = [m.get("intent")["confidence"] for m in messages]

@@ -10,7 +10,6 @@ from tqdm import tqdm
 
 from rasa_bert_intent import onnx_export
 from rasa_bert_intent.encoder import bert_layer_params
-from rasa_bert_intent.onnx_export import POOLINGS
 from rasa_bert_intent.quiet import quiet_bert_import
 from rasa_bert_intent.tokenization import PAD_ID, UNTAGGED, length_batches, pad
 

@@ -1,0 +1,73 @@
+"""Short and casual in-scope requests through a trained SNIPS model: how many fall back.
+
+    .venv/bin/python benchmark/casual_in_scope.py models/snips.tar.gz
+
+Parses each request of casual_in_scope.yml (written for this project, apart from SNIPS) with a
+Rasa `Agent`, as `rasa run` would, the model's own pipeline (FallbackClassifier included)
+deciding; prints for the short and the casual ones the share ending as `nlu_fallback` and the
+share whose top intent other than `nlu_fallback` is right, and lists the requests that fall
+back or are named wrongly.
+"""
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+
+REQUESTS = Path(__file__).with_name("casual_in_scope.yml")
+FALLBACK = "nlu_fallback"
+
+
+async def parse_all(model: str, requests):
+    from rasa.core.agent import Agent
+
+    agent = Agent.load(model)
+    return [await agent.parse_message(text) for text, _, _ in requests]
+
+
+def main() -> None:
+    import logging
+
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_structlog(logging.WARNING)
+    written = yaml.safe_load(REQUESTS.read_text(encoding="utf-8"))
+    requests = [
+        (text, intent, kind)
+        for intent, kinds in written.items()
+        for kind, texts in kinds.items()
+        for text in texts
+    ]
+    parsed = asyncio.run(parse_all(sys.argv[1], requests))
+    for kind in ("short", "casual"):
+        rows = [(r, p) for r, p in zip(requests, parsed) if r[2] == kind]
+        fell_back = [(r, p) for r, p in rows if p["intent"]["name"] == FALLBACK]
+        wrong = [(r, p) for r, p in rows if named(p) != r[1]]
+        print(
+            f"{kind}: {len(rows)} requests, {100 * len(fell_back) / len(rows):.1f}% falling "
+            f"back, {100 * (1 - len(wrong) / len(rows)):.1f}% with the right intent"
+        )
+        listed = {r[0]: (r, p) for r, p in fell_back + wrong}
+        for text in sorted(listed):
+            (_, intent, _), p = listed[text]
+            print(f"  {text!r} ({intent}): {p['intent']['name']}, top {named(p)} "
+                  f"{top(p)['confidence']:.2f}")
+
+
+def top(parsed):
+    """The ranking's first intent other than nlu_fallback."""
+    ranking = [r for r in parsed["intent_ranking"] if r["name"] != FALLBACK]
+    return ranking[0] if ranking else parsed["intent"]
+
+
+def named(parsed) -> str:
+    return top(parsed)["name"]
+
+
+if __name__ == "__main__":
+    main()
