@@ -346,6 +346,7 @@ def test_damaged_model_files_give_an_error_naming_component_and_file(trained, fi
             path.write_bytes(original)
 
 
+# Tests of the settings themselves: each bad value is refused before anything trains.
 @pytest.mark.parametrize(
     "setting, value",
     [
@@ -467,9 +468,6 @@ def test_fewer_layers_make_a_smaller_model_that_still_learns(
 
 
 # Entities: roles, groups and adjacent entities of one type.
-TRIPS = {}  # the defaults
-
-
 @pytest.fixture(scope="module")
 def trips(tmp_path_factory):
     """A classifier trained once on TRIPS_NLU, with the storage it persisted to."""
@@ -478,7 +476,7 @@ def trips(tmp_path_factory):
 
     storage = LocalModelStorage(tmp_path_factory.mktemp("trips"))
     context = ExecutionContext(GraphSchema({}), "trips")
-    classifier = create(TRIPS, storage, Resource("trips"), context)
+    classifier = create({}, storage, Resource("trips"), context)  # the defaults
     classifier.train(RasaYAMLReader().reads(TRIPS_NLU))
     return classifier, storage, context
 
@@ -549,7 +547,7 @@ def test_persisted_and_loaded_entities_are_identical(trips):
     classifier, storage, context = trips
     texts = ["fly from Paris to Rome", "a small soup and a large burger", "hi", ""]
     loaded = BertIntentClassifier.load(
-        {**BertIntentClassifier.get_default_config(), **TRIPS}, storage, Resource("trips"), context
+        BertIntentClassifier.get_default_config(), storage, Resource("trips"), context
     )
     assert loaded.trained.entity_labels == classifier.trained.entity_labels
     for before, after in zip(parse(classifier, *texts), parse(loaded, *texts)):
@@ -571,7 +569,7 @@ def test_any_text_gets_entities_inside_the_text(trips, text):
 def test_entities_only_with_a_crf_leave_the_intent_to_another_classifier(
     model_storage, execution_context
 ):
-    config = {**TRIPS, "intent_classification": False, "entity_crf": True}
+    config = {"intent_classification": False, "entity_crf": True}
     resource = Resource("entities_only")
     classifier = create(config, model_storage, resource, execution_context)
     classifier.train(RasaYAMLReader().reads(TRIPS_NLU))
