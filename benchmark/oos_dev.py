@@ -1,5 +1,5 @@
 """Compares out-of-scope scores on the vectors benchmark/oos_features.py wrote, then the
-shipped method (rasa_bert_intent/in_scope.py) at several coverages.
+shipped method (rasa_bert_intent/in_scope.py) at several radii.
 
     PYTHONPATH=benchmark .venv/bin/python benchmark/oos_dev.py results/oos-dev/seed42
 
@@ -48,6 +48,15 @@ def nearest_cosine(x, train):
     a = x / np.linalg.norm(x, axis=1, keepdims=True)
     b = train / np.linalg.norm(train, axis=1, keepdims=True)
     return (a @ b.T).max(axis=1)
+
+
+def fit(arrays, labels):
+    """The shipped in-scope model of the training vectors."""
+    return in_scope.InScopeModel.fit(arrays["train/pooled"], labels, arrays["train/pieces"], 42)
+
+
+def factors(model, arrays, name):
+    return model.factors(arrays[f"{name}/pooled"], arrays[f"{name}/pieces"])
 
 
 def main() -> None:
@@ -103,29 +112,29 @@ def main() -> None:
     intents = meta["intents"]
     labels = [intents.index(intent) for intent in train_labels]
     out_of_scope_names = ("clinc_oos", "clinc_other", "ours")
-    for coverage in (0.99, 0.993, 0.995, 0.996, 0.997):
-        in_scope.COVERAGE = coverage
-        model = in_scope.InScopeModel.fit(arrays["train/pooled"], labels, seed=42)
+    for medians in (3.0, 3.5, 4.0, 4.5):
+        in_scope.RADIUS_TIMES_MEDIAN = medians
+        model = fit(arrays, labels)
         confidence = {
-            n: softmax(arrays[f"{n}/logits"]).max(axis=1) * model.factors(arrays[f"{n}/pooled"])
+            n: softmax(arrays[f"{n}/logits"]).max(axis=1) * factors(model, arrays, n)
             for n in ["dev", *out_of_scope_names]
         }
         oos = np.concatenate([confidence[n] for n in out_of_scope_names])
         print(
-            f"coverage {coverage}: dev falling back {100 * np.mean(confidence['dev'] < 0.5):.2f}%, "
+            f"radius {medians} medians: dev falling back {100 * np.mean(confidence['dev'] < 0.5):.2f}%, "
             f"out of scope {100 * np.mean(oos < 0.5):.1f}%, AUROC "
             f"{auroc(confidence['dev'], oos):.4f}"
         )
 
     # Half B only, comparable with a model that trained half A as an intent `out_of_scope`:
     # a message is caught if it falls back or gets that intent.
-    in_scope.COVERAGE = 0.995
-    model = in_scope.InScopeModel.fit(arrays["train/pooled"], labels, seed=42)
+    in_scope.RADIUS_TIMES_MEDIAN = 3.5
+    model = fit(arrays, labels)
     caught, right = {}, {}
     for n in ["dev", *out_of_scope_names]:
         probabilities = softmax(arrays[f"{n}/logits"])
         predicted = [intents[label] for label in probabilities.argmax(axis=1)]
-        confidence = probabilities.max(axis=1) * model.factors(arrays[f"{n}/pooled"])
+        confidence = probabilities.max(axis=1) * factors(model, arrays, n)
         caught[n] = (confidence < 0.5) | (np.array(predicted) == "out_of_scope")
         right[n] = np.array(predicted) == np.array(sets[n][1])
     half_b = np.concatenate([caught[n][halves["B"][n]] for n in out_of_scope_names])

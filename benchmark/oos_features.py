@@ -1,5 +1,5 @@
 """Trains BertIntentClassifier on SNIPS less the dev split, writes the network's sentence
-vectors, dense layer outputs and intent logits for in-scope and out-of-scope texts.
+vectors, dense layer outputs, intent logits and word piece counts for in-scope and out-of-scope texts.
 
     .venv/bin/python benchmark/oos_features.py --seed 42 --out results/oos-dev
 
@@ -30,7 +30,7 @@ from rasa_bert_intent.tokenization import length_batches, pad  # noqa: E402
 
 
 def features(network, tokenizer, texts, max_seq_len):
-    """{pooled, dense, logits}: one row per text."""
+    """{pooled, dense, logits, pieces}: one row per text (pieces: its word piece count)."""
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
     def forward(token_ids):
@@ -44,7 +44,8 @@ def features(network, tokenizer, texts, max_seq_len):
         for name, output in zip(("pooled", "dense", "logits"), outputs):
             for row, vector in zip(batch, output.numpy()):
                 rows[name][row] = vector
-    return {name: np.stack(vectors) for name, vectors in rows.items()}
+    return {**{name: np.stack(vectors) for name, vectors in rows.items()},
+            "pieces": np.array([len(i) for i in ids])}
 
 
 def main() -> None:

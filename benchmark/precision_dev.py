@@ -90,7 +90,10 @@ def main() -> None:
         token_id_lists = [trained.tokenizer.token_ids(m.get("text"), max_seq_len) for m in train]
         label_of = {intent: label for label, intent in enumerate(trained.intents)}
         in_scope = training.fit_in_scope(
-            fp32.predict(token_id_lists)[2], [label_of[m.get("intent")] for m in train], seed
+            fp32.predict(token_id_lists)[2],
+            [label_of[m.get("intent")] for m in train],
+            [len(token_ids) for token_ids in token_id_lists],
+            seed,
         )
         classifier.trained = dataclasses.replace(trained, predictor=fp32, in_scope=in_scope)
         print(f"seed {seed} fp32: {evaluate(classifier, dev, out_of_scope)}", flush=True)

@@ -121,13 +121,17 @@ def evaluate(config, train, dev, oos_texts):
     fitted = training.fit(train, intents, labels, pretrained, bert_config, component.config, False)
     seconds = time.perf_counter() - started
     network, tokenizer, max_seq_len = fitted.model.network, fitted.tokenizer, config["max_seq_len"]
-    _, _, _, train_vectors = forward(network, tokenizer, [e.text for e in train], max_seq_len)
-    in_scope = training.fit_in_scope(train_vectors, fitted.intent_labels, config["random_seed"])
+    train_encodings, _, _, train_vectors = forward(
+        network, tokenizer, [e.text for e in train], max_seq_len
+    )
+    in_scope = training.fit_in_scope(
+        train_vectors, fitted.intent_labels, lengths(train_encodings), config["random_seed"]
+    )
 
-    def confidences(probabilities, vectors):
+    def confidences(probabilities, vectors, encodings):
         if in_scope is None or not config["out_of_scope_detection"]:
             return probabilities
-        return probabilities * in_scope.factors(vectors)[:, None]
+        return probabilities * in_scope.factors(vectors, lengths(encodings))[:, None]
 
     encodings, probabilities, tags, vectors = forward(
         network, tokenizer, [e.text for e in dev], max_seq_len
@@ -143,7 +147,7 @@ def evaluate(config, train, dev, oos_texts):
     slots = slot_scores([spans(e.entities) for e in dev], found, right)
     figures = {
         "acc": 100 * np.mean(right),
-        "fallback": 100 * np.mean(falls_back(confidences(probabilities, vectors))),
+        "fallback": 100 * np.mean(falls_back(confidences(probabilities, vectors, encodings))),
         "f1": slots["slot_f1"],
         "train_s": seconds,
     }
@@ -151,20 +155,26 @@ def evaluate(config, train, dev, oos_texts):
     if any(0 < counts[i] < max(counts.values()) / 10 for i in UNBALANCED):
         figures["small_acc"] = 100 * np.mean([r for e, r in zip(dev, right) if e.intent in UNBALANCED])
     if oos_texts:
-        _, p, _, v = forward(network, tokenizer, oos_texts, max_seq_len)
-        figures["oos_caught"] = 100 * np.mean(falls_back(confidences(p, v)))
+        oos_encodings, p, _, v = forward(network, tokenizer, oos_texts, max_seq_len)
+        figures["oos_caught"] = 100 * np.mean(falls_back(confidences(p, v, oos_encodings)))
     if os.environ.get("DIAG") and in_scope is not None:
         radius = in_scope.radius
         plain = 100 * np.mean(falls_back(probabilities))
         line = f"    softmax alone falls back {plain:.1f}%; radius x"
         for scale in (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.7):
             in_scope.radius = radius * scale
-            line += f" {scale}: {100 * np.mean(falls_back(confidences(probabilities, vectors))):.1f}"
+            kept = confidences(probabilities, vectors, encodings)
+            line += f" {scale}: {100 * np.mean(falls_back(kept)):.1f}"
             if oos_texts:
-                line += f"/{100 * np.mean(falls_back(confidences(p, v))):.1f}"
+                line += f"/{100 * np.mean(falls_back(confidences(p, v, oos_encodings))):.1f}"
         in_scope.radius = radius
         print(line + " (in-scope falling back/out-of-scope caught, %)")
     return figures
+
+
+def lengths(encodings):
+    """Each message's word pieces, as the in-scope factor reads them."""
+    return [len(encoding.token_ids) for encoding in encodings]
 
 
 def apply(argument):

@@ -179,7 +179,8 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             else (None, [None] * len(messages), None)
         )
         if trained is not None and trained.in_scope is not None:
-            probabilities = probabilities * trained.in_scope.factors(vectors)[:, None]
+            lengths = [len(encoding.token_ids) for encoding in encodings]
+            probabilities = probabilities * trained.in_scope.factors(vectors, lengths)[:, None]
         for row, (message, encoding) in enumerate(zip(messages, encodings)):
             if encoding is not None and not message.get(TOKENS_NAMES[TEXT]):
                 # `rasa test nlu` scores entities per Rasa token: our words, if no tokenizer ran.

@@ -23,7 +23,7 @@ MODEL_FILE = "model.onnx"
 VOCAB_FILE = "vocab.txt"
 METADATA_FILE = "metadata.json"
 IN_SCOPE_FILE = "in_scope.npz"  # only with out_of_scope_detection
-FORMAT_VERSION = 5  # raised whenever the files above change incompatibly
+FORMAT_VERSION = 6  # raised whenever the files above change incompatibly
 
 
 def write(model_dir: Path, trained: TrainedModel, vocab_file: Path) -> None:

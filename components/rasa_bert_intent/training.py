@@ -163,7 +163,8 @@ def train(
     if intents and config["intent_classification"] and config["out_of_scope_detection"]:
         # The vectors of the served model, whose int8 weights move them a little.
         vectors = predictor.predict(token_id_lists)[2]
-        in_scope = fit_in_scope(vectors, intent_labels, config["random_seed"])
+        lengths = [len(token_ids) for token_ids in token_id_lists]
+        in_scope = fit_in_scope(vectors, intent_labels, lengths, config["random_seed"])
     return TrainedModel(intents, entity_labels, transitions, tokenizer, predictor, in_scope)
 
 
@@ -232,10 +233,11 @@ def fit(
 
 
 def fit_in_scope(
-    vectors: np.ndarray, intent_labels: Sequence[int], seed: int
+    vectors: np.ndarray, intent_labels: Sequence[int], lengths: Sequence[int], seed: int
 ) -> Optional[InScopeModel]:
-    """The out-of-scope statistics of the training examples' vectors, or None (warned)."""
-    in_scope = InScopeModel.fit(vectors, intent_labels, seed)
+    """The out-of-scope statistics of the training examples' vectors (of `lengths` word
+    pieces), or None (warned)."""
+    in_scope = InScopeModel.fit(vectors, intent_labels, lengths, seed)
     if in_scope is None:
         logger.warning(
             f"{COMPONENT}: the training examples are too few or too alike to measure how far "
