@@ -121,7 +121,8 @@ def main() -> None:
         }
         oos = np.concatenate([confidence[n] for n in out_of_scope_names])
         print(
-            f"radius {medians} medians: dev falling back {100 * np.mean(confidence['dev'] < 0.5):.2f}%, "
+            f"radius {medians} medians: dev falling back "
+            f"{100 * np.mean(confidence['dev'] < 0.5):.2f}%, "
             f"out of scope {100 * np.mean(oos < 0.5):.1f}%, AUROC "
             f"{auroc(confidence['dev'], oos):.4f}"
         )

@@ -1,5 +1,6 @@
 """Trains BertIntentClassifier on SNIPS less the dev split, writes the network's sentence
-vectors, dense layer outputs, intent logits and word piece counts for in-scope and out-of-scope texts.
+vectors, dense layer outputs, intent logits and word piece counts for in-scope and
+out-of-scope texts.
 
     .venv/bin/python benchmark/oos_features.py --seed 42 --out results/oos-dev
 
