@@ -5,9 +5,9 @@
 Parses each request of casual_in_scope.yml (written for this project, apart from SNIPS) with a
 Rasa `Agent`, as `rasa run` would, then lets config.yml's FallbackClassifier judge each parse
 (so a model trained without one, as `make benchmark`'s are, is judged as the shipped
-assistant would be); prints for the short and the casual ones the share ending as `nlu_fallback` and the
-share whose top intent other than `nlu_fallback` is right, and lists the requests that fall
-back or are named wrongly.
+assistant would be); prints for the short and the casual ones the share ending as
+`nlu_fallback` and the share whose top intent other than `nlu_fallback` is right, and lists
+the requests that fall back or are named wrongly.
 """
 
 import asyncio
@@ -39,31 +39,39 @@ def main() -> None:
     from rasa.utils.log_utils import configure_structlog
 
     configure_structlog(logging.WARNING)
-    written = yaml.safe_load(REQUESTS.read_text(encoding="utf-8"))
-    requests = [
-        (text, intent, kind)
-        for intent, kinds in written.items()
-        for kind, texts in kinds.items()
-        for text in texts
-    ]
+    requests = read_requests(REQUESTS)
     parsed = asyncio.run(parse_all(sys.argv[1], requests))
     fallback = shipped_fallback()
     # Judged on the ranking without nlu_fallback: the same for models with and without one.
     fell = [falls_back(fallback, {"intent": top(p), "ranking": ranked(p)}) for p in parsed]
     for kind in ("short", "casual"):
-        rows = [(r, p, f) for r, p, f in zip(requests, parsed, fell) if r[2] == kind]
-        fell_back = [(r, p) for r, p, f in rows if f]
-        wrong = [(r, p) for r, p, _ in rows if named(p) != r[1]]
-        print(
-            f"{kind}: {len(rows)} requests, {100 * len(fell_back) / len(rows):.1f}% falling "
-            f"back, {100 * (1 - len(wrong) / len(rows)):.1f}% with the right intent"
+        # (request, parse, falls back, names the wrong intent), in the requests' alphabetical order
+        rows = sorted(
+            (r, p, f, named(p) != r[1])
+            for r, p, f in zip(requests, parsed, fell)
+            if r[2] == kind
         )
-        listed = {r[0]: (r, p) for r, p in fell_back + wrong}
-        for text in sorted(listed):
-            r, p = listed[text]
-            intent = r[1]
-            verdict = FALLBACK if (r, p) in fell_back else named(p)
-            print(f"  {text!r} ({intent}): {verdict}, top {named(p)} {top(p)['confidence']:.2f}")
+        print(
+            f"{kind}: {len(rows)} requests, {100 * sum(row[2] for row in rows) / len(rows):.1f}% "
+            f"falling back, {100 * (1 - sum(row[3] for row in rows) / len(rows)):.1f}% with "
+            f"the right intent"
+        )
+        for (text, intent, _), p, f, is_wrong in rows:
+            if f or is_wrong:
+                verdict = FALLBACK if f else named(p)
+                confidence = top(p)["confidence"]
+                print(f"  {text!r} ({intent}): {verdict}, top {named(p)} {confidence:.2f}")
+
+
+def read_requests(path: Path):
+    """(text, intent, kind) of each request of a file shaped as casual_in_scope.yml."""
+    written = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [
+        (text, intent, kind)
+        for intent, kinds in written.items()
+        for kind, texts in kinds.items()
+        for text in texts
+    ]
 
 
 def ranked(parsed):

@@ -73,6 +73,16 @@ def falls_back(fallback, parsed: Dict) -> bool:
     return message.get("intent")["name"] == "nlu_fallback"
 
 
+def rows_falling_back(confidences: np.ndarray) -> np.ndarray:
+    """What config.yml's FallbackClassifier does to each row of `[messages, intents]`
+    confidences, vectorised: True where it would predict `nlu_fallback`."""
+    fallback = shipped_fallback_config()
+    top2 = -np.sort(-confidences, axis=1)[:, :2]
+    return (top2[:, 0] < fallback["threshold"]) | (
+        top2[:, 0] - top2[:, 1] < fallback["ambiguity_threshold"]
+    )
+
+
 def figures(in_scope: List[Dict], out_of_scope: List[Dict]) -> Dict:
     """The fallback shares at the shipped thresholds, the AUROC of the top confidence, and
     the out-of-scope share caught when 95% of in-scope messages are kept, and each message's

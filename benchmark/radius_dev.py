@@ -15,21 +15,14 @@ import sys
 import numpy as np
 
 import rasa_bert_intent.in_scope as in_scope
-from out_of_scope import half_a, shipped_fallback_config
+from out_of_scope import half_a, rows_falling_back
 
 MEDIANS = (3.0, 3.5, 4.0, 4.5)
 OUT_OF_SCOPE = ("clinc_oos", "clinc_other", "ours")
 SHIPPED = in_scope.SHORT_EXPONENT
 
 
-def falls_back(confidences, fallback):
-    top2 = -np.sort(-confidences, axis=1)[:, :2]
-    return (top2[:, 0] < fallback["threshold"]) | (
-        top2[:, 0] - top2[:, 1] < fallback["ambiguity_threshold"]
-    )
-
-
-def figures(arrays, meta, fallback):
+def figures(arrays, meta):
     """{set: % falling back} for the module's current constants."""
     intents, sets = meta["intents"], meta["sets"]
     labels = [intents.index(intent) for intent in sets["train"][1]]
@@ -39,7 +32,7 @@ def figures(arrays, meta, fallback):
     shares = {}
     for name in ("dev", "short", "casual", *OUT_OF_SCOPE):
         factors = model.factors(arrays[f"{name}/vectors"], arrays[f"{name}/pieces"])
-        fell = falls_back(arrays[f"{name}/probabilities"] * factors[:, None], fallback)
+        fell = rows_falling_back(arrays[f"{name}/probabilities"] * factors[:, None])
         if name in OUT_OF_SCOPE:
             fell = fell[half_a(name, sets[name][1])]
         shares[name] = 100 * fell.mean()
@@ -48,7 +41,6 @@ def figures(arrays, meta, fallback):
 
 
 def main() -> None:
-    fallback = shipped_fallback_config()
     print("falling back: dev / short / casual | out of scope caught (mean of the 3 sets)")
     for prefix in sys.argv[1:]:
         arrays = dict(np.load(prefix + ".npz"))
@@ -58,7 +50,7 @@ def main() -> None:
             cells = []
             for medians in MEDIANS:
                 in_scope.RADIUS_TIMES_MEDIAN = medians
-                f = figures(arrays, meta, fallback)
+                f = figures(arrays, meta)
                 cells.append(
                     f"{medians}: {f['dev']:4.1f}/{f['short']:4.1f}/{f['casual']:4.1f}"
                     f"|{f['out of scope']:4.1f}"

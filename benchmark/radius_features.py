@@ -15,9 +15,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-import yaml  # noqa: E402
 from rasa.shared.nlu.training_data.training_data import TrainingData  # noqa: E402
 
+from casual_in_scope import read_requests  # noqa: E402
 from dev_eval import SNIPS, dev_split, new_classifier  # noqa: E402
 from learning_curve import per_intent  # noqa: E402
 from out_of_scope import read_out_of_scope  # noqa: E402
@@ -29,12 +29,11 @@ CASUAL_DEV = Path(__file__).with_name("casual_dev.yml")
 
 def casual_dev():
     """{short: (texts, intents), casual: (texts, intents)} of casual_dev.yml."""
-    written = yaml.safe_load(CASUAL_DEV.read_text(encoding="utf-8"))
-    sets = {}
-    for kind in ("short", "casual"):
-        pairs = [(text, intent) for intent, kinds in written.items() for text in kinds[kind]]
-        sets[kind] = ([t for t, _ in pairs], [i for _, i in pairs])
-    return sets
+    requests = read_requests(CASUAL_DEV)
+    return {
+        kind: ([t for t, _, k in requests if k == kind], [i for _, i, k in requests if k == kind])
+        for kind in ("short", "casual")
+    }
 
 
 def main() -> None:

@@ -103,15 +103,6 @@ def forward(network, tokenizer, texts, max_seq_len):
     return encodings, probabilities, tags, vectors
 
 
-def falls_back(confidences):
-    """What config.yml's FallbackClassifier does to each row of confidences, vectorised."""
-    fallback = out_of_scope.shipped_fallback_config()
-    top2 = -np.sort(-confidences, axis=1)[:, :2]
-    return (top2[:, 0] < fallback["threshold"]) | (
-        top2[:, 0] - top2[:, 1] < fallback["ambiguity_threshold"]
-    )
-
-
 def evaluate(config, train, dev, oos_texts):
     component = BertIntentClassifier(config, None, None)
     intents = sorted({e.intent for e in train})
@@ -147,7 +138,9 @@ def evaluate(config, train, dev, oos_texts):
     slots = slot_scores([spans(e.entities) for e in dev], found, right)
     figures = {
         "acc": 100 * np.mean(right),
-        "fallback": 100 * np.mean(falls_back(confidences(probabilities, vectors, encodings))),
+        "fallback": 100 * np.mean(
+            out_of_scope.rows_falling_back(confidences(probabilities, vectors, encodings))
+        ),
         "f1": slots["slot_f1"],
         "train_s": seconds,
     }
@@ -156,17 +149,19 @@ def evaluate(config, train, dev, oos_texts):
         figures["small_acc"] = 100 * np.mean([r for e, r in zip(dev, right) if e.intent in UNBALANCED])
     if oos_texts:
         oos_encodings, p, _, v = forward(network, tokenizer, oos_texts, max_seq_len)
-        figures["oos_caught"] = 100 * np.mean(falls_back(confidences(p, v, oos_encodings)))
+        caught = out_of_scope.rows_falling_back(confidences(p, v, oos_encodings))
+        figures["oos_caught"] = 100 * np.mean(caught)
     if os.environ.get("DIAG") and in_scope is not None:
         radius = in_scope.radius
-        plain = 100 * np.mean(falls_back(probabilities))
+        plain = 100 * np.mean(out_of_scope.rows_falling_back(probabilities))
         line = f"    softmax alone falls back {plain:.1f}%; radius x"
         for scale in (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.7):
             in_scope.radius = radius * scale
             kept = confidences(probabilities, vectors, encodings)
-            line += f" {scale}: {100 * np.mean(falls_back(kept)):.1f}"
+            line += f" {scale}: {100 * np.mean(out_of_scope.rows_falling_back(kept)):.1f}"
             if oos_texts:
-                line += f"/{100 * np.mean(falls_back(confidences(p, v, oos_encodings))):.1f}"
+                caught = out_of_scope.rows_falling_back(confidences(p, v, oos_encodings))
+                line += f"/{100 * np.mean(caught):.1f}"
         in_scope.radius = radius
         print(line + " (in-scope falling back/out-of-scope caught, %)")
     return figures
