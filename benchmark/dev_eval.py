@@ -142,7 +142,7 @@ def argmax_decoding(classifier, dev):
     for message in dev:
         text = message.get("text")
         encoding = trained.tokenizer.encode(text, classifier.config["max_seq_len"])
-        _intents, (tag_probabilities,), _vectors = trained.predictor.predict([encoding.token_ids])
+        (tag_probabilities,) = trained.predictor.predict([encoding.token_ids]).tag_probabilities
         tags = tag_probabilities[encoding.first_pieces].argmax(axis=-1)
         entities, previous, is_broken = [], 0, False
         for (start, end), tag in zip(encoding.words, tags):

@@ -8,7 +8,8 @@ does not change the time) and times one message of 16 and of 32 word pieces thro
 - TensorFlow Lite, any length, float16 weights: what the component served until ONNX Runtime
   (its conversion and runner are kept here, as the baseline, and nowhere else);
 - ONNX Runtime fp32 and int8, as `Predictor` runs them, with and without the intra-op threads
-  spinning between calls, and with 1 thread;
+  spinning between calls, and with 1 thread; and with the pretrained encoder's 6 layers beside
+  the network (`+ pretrained`), as the component serves it with out-of-scope detection;
 - any ONNX files of the same network given with `--compare NAME=FILE` (an earlier export's);
 then the 700 SNIPS test queries (../shared/snips-nlu-benchmark) through each, one message per
 call, and through fp32 in one call (batches per length bucket). Prints the medians and the
@@ -28,6 +29,7 @@ import tensorflow as tf  # noqa: E402
 
 from rasa_bert_intent import encoder as encoders  # noqa: E402
 from rasa_bert_intent import predictor as predictors  # noqa: E402
+from rasa_bert_intent import training  # noqa: E402
 from rasa_bert_intent.cli import DEFAULT_SOURCE  # noqa: E402
 from rasa_bert_intent.model import IntentModel, IntentNetwork  # noqa: E402
 from rasa_bert_intent.onnx_export import (  # noqa: E402
@@ -128,10 +130,14 @@ def main() -> None:
     model = IntentModel(IntentNetwork(config, 7, 0.1, "mean", 79), MAX_SEQ_LEN)
     pretrained.load_into(model.network)
     exports = {"TensorFlow Lite float16": tflite_model(model.network)}
+    reference = training.pretrained_weights(pretrained)
     for precision in ("fp32", "int8"):
         started = time.perf_counter()
         exports[f"ONNX {precision}"] = model.to_onnx(precision)
         print(f"export of ONNX {precision}: {time.perf_counter() - started:.2f} s")
+        started = time.perf_counter()
+        exports[f"ONNX {precision} + pretrained"] = model.to_onnx(precision, reference)
+        print(f"export of ONNX {precision} + pretrained: {time.perf_counter() - started:.2f} s")
     for spec in args.compare:
         name, _, path = spec.partition("=")
         exports[name] = Path(path).read_bytes()
@@ -144,6 +150,9 @@ def main() -> None:
         runners[f"{name}, {threads} threads"] = onnx_runner(exports[name], threads, False)
     for precision in ("fp32", "int8"):
         content = exports[f"ONNX {precision}"]
+        runners[f"ONNX {precision} + pretrained, {threads} threads"] = onnx_runner(
+            exports[f"ONNX {precision} + pretrained"], threads, False
+        )
         runners[f"ONNX {precision}, {threads} threads"] = onnx_runner(content, threads, False)
         runners[f"ONNX {precision}, {threads} threads spinning"] = onnx_runner(
             content, threads, True
@@ -166,6 +175,8 @@ def main() -> None:
         "TensorFlow Lite float16",
         f"ONNX fp32, {threads} threads",
         f"ONNX int8, {threads} threads",
+        f"ONNX fp32 + pretrained, {threads} threads",
+        f"ONNX int8 + pretrained, {threads} threads",
         *(f"{spec.partition('=')[0]}, {threads} threads" for spec in args.compare),
     ]:
         started = time.perf_counter()
@@ -173,10 +184,11 @@ def main() -> None:
             runners[name](pad([token_ids], bucket_length(len(token_ids), MAX_SEQ_LEN)))
         print(f"  {name}, one message per call: {time.perf_counter() - started:.2f} s")
     for precision in ("fp32", "int8"):
-        predictor = predictors.Predictor(exports[f"ONNX {precision}"], MAX_SEQ_LEN, precision)
-        started = time.perf_counter()
-        predictor.predict(token_id_lists)
-        print(f"  Predictor {precision}, all in one call: {time.perf_counter() - started:.2f} s")
+        for name in (f"ONNX {precision}", f"ONNX {precision} + pretrained"):
+            predictor = predictors.Predictor(exports[name], MAX_SEQ_LEN, precision)
+            started = time.perf_counter()
+            predictor.predict(token_id_lists)
+            print(f"  Predictor {name}, all in one call: {time.perf_counter() - started:.2f} s")
 
 
 if __name__ == "__main__":

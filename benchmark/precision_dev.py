@@ -73,9 +73,9 @@ def main() -> None:
     captured = {}
     to_onnx = IntentModel.to_onnx
 
-    def capture(model, precision):
-        captured["model"] = model
-        return to_onnx(model, precision)
+    def capture(model, precision, reference=None):
+        captured["model"], captured["reference"] = model, reference
+        return to_onnx(model, precision, reference)
 
     IntentModel.to_onnx = capture
     for seed in args.seeds:
@@ -86,13 +86,19 @@ def main() -> None:
         print(f"seed {seed} int8: {evaluate(classifier, dev, out_of_scope)}", flush=True)
         trained = classifier.trained
         max_seq_len = config["max_seq_len"]
-        fp32 = Predictor(to_onnx(captured["model"], "fp32"), max_seq_len, "fp32")
+        fp32 = Predictor(
+            to_onnx(captured["model"], "fp32", captured["reference"]), max_seq_len, "fp32"
+        )
         token_id_lists = [trained.tokenizer.token_ids(m.get("text"), max_seq_len) for m in train]
         label_of = {intent: label for label, intent in enumerate(trained.intents)}
+        labels = [label_of[m.get("intent")] for m in train]
+        outputs = fp32.predict(token_id_lists)
         in_scope = training.fit_in_scope(
-            fp32.predict(token_id_lists)[2],
-            [label_of[m.get("intent")] for m in train],
+            outputs.vectors,
+            outputs.reference_vectors,
+            labels,
             [len(token_ids) for token_ids in token_id_lists],
+            training.schedule(len(training.balanced_rows(labels)), len(label_of)).epochs,
             seed,
         )
         classifier.trained = dataclasses.replace(trained, predictor=fp32, in_scope=in_scope)

@@ -1,61 +1,84 @@
-"""Compares radius rules of the in-scope factor on what benchmark/radius_features.py wrote:
-the share of SNIPS dev queries and of casual_dev.yml's short and casual requests that fall back,
-and the share of out-of-scope messages caught (half A of each set, see out_of_scope.half_a),
-with FallbackClassifier as config.yml sets it.
+"""Compares edges of the in-scope factor on what benchmark/radius_features.py wrote: the share of
+dev queries (SNIPS' dev split or an HWU64 fold's) and of casual_dev.yml's short and casual
+requests that fall back, and the share of out-of-scope messages caught (half A of each set, see
+out_of_scope.half_a), with FallbackClassifier as config.yml sets it.
 
-    .venv/bin/python benchmark/radius_dev.py results/radius-dev/k10-seed3 results/radius-dev/k0-seed3
+    PYTHONPATH=benchmark .venv/bin/python benchmark/radius_dev.py results/radius-dev/k10-seed3
 
-Each row is one length rule (no widening for short messages, then the shipped one), each
-column a radius in medians of the held-out training distances.
+Each column is one edge in standard deviations, the last the shipped one (which grows with the
+epochs the schedule chose); `--network-only` scores with the fine-tuned network's distance
+alone (the pretrained encoder's weight set to 0), as before 2026-12-02's second change.
 """
 
+import argparse
 import json
-import sys
+import math
 
 import numpy as np
 
 import rasa_bert_intent.in_scope as in_scope
 from out_of_scope import half_a, rows_falling_back
 
-MEDIANS = (3.0, 3.5, 4.0, 4.5)
+EDGES = (2.75, 3.0, 3.25, 3.5, 3.75, 4.0, 4.25)
 OUT_OF_SCOPE = ("clinc_oos", "clinc_other", "ours")
-SHIPPED = in_scope.SHORT_EXPONENT
+SETS = ("dev", "short", "casual", *OUT_OF_SCOPE)
 
 
-def figures(arrays, meta):
-    """{set: % falling back} for the module's current constants."""
-    intents, sets = meta["intents"], meta["sets"]
-    labels = [intents.index(intent) for intent in sets["train"][1]]
+def scores(arrays, meta, network_only: bool):
+    """{set: in-scope score} of each message, of the statistics of the training examples."""
+    labels = [meta["intents"].index(intent) for intent in meta["sets"]["train"][1]]
     model = in_scope.InScopeModel.fit(
-        arrays["train/vectors"], labels, arrays["train/pieces"], seed=42
+        arrays["train/vectors"], arrays["train/references"], labels, arrays["train/pieces"],
+        meta["epochs"], seed=42,
     )
-    shares = {}
-    for name in ("dev", "short", "casual", *OUT_OF_SCOPE):
-        factors = model.factors(arrays[f"{name}/vectors"], arrays[f"{name}/pieces"])
+    if network_only:  # the score in the network's standard deviations alone
+        model.scales = np.array([model.scales[0] / math.sqrt(2), np.inf])
+    return model, {
+        name: model.scores(
+            arrays[f"{name}/vectors"], arrays[f"{name}/references"], arrays[f"{name}/pieces"]
+        )
+        for name in SETS
+        if f"{name}/vectors" in arrays
+    }
+
+
+def shares(arrays, meta, scores_of, edge: float):
+    """{set: % falling back} at the edge."""
+    result = {}
+    for name, score in scores_of.items():
+        with np.errstate(over="ignore"):
+            factors = 1.0 / (1.0 + np.exp(in_scope.STEEPNESS * (score - edge)))
         fell = rows_falling_back(arrays[f"{name}/probabilities"] * factors[:, None])
         if name in OUT_OF_SCOPE:
-            fell = fell[half_a(name, sets[name][1])]
-        shares[name] = 100 * fell.mean()
-    shares["out of scope"] = np.mean([shares[name] for name in OUT_OF_SCOPE])
-    return shares
+            fell = fell[half_a(name, meta["sets"][name][1])]
+        result[name] = 100 * fell.mean()
+    if all(name in result for name in OUT_OF_SCOPE):
+        result["out of scope"] = np.mean([result[name] for name in OUT_OF_SCOPE])
+    return result
+
+
+def cell(f) -> str:
+    text = f"{f['dev']:4.1f}"
+    if "out of scope" in f:
+        text += f"/{f['short']:4.1f}/{f['casual']:4.1f}|{f['out of scope']:4.1f}"
+    return text
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("prefixes", nargs="+")
+    parser.add_argument("--network-only", action="store_true")
+    args = parser.parse_args()
     print("falling back: dev / short / casual | out of scope caught (mean of the 3 sets)")
-    for prefix in sys.argv[1:]:
+    for prefix in args.prefixes:
         arrays = dict(np.load(prefix + ".npz"))
         meta = json.loads(open(prefix + ".json").read())
-        for exponent in (0.0, SHIPPED):
-            in_scope.SHORT_EXPONENT = exponent
-            cells = []
-            for medians in MEDIANS:
-                in_scope.RADIUS_TIMES_MEDIAN = medians
-                f = figures(arrays, meta)
-                cells.append(
-                    f"{medians}: {f['dev']:4.1f}/{f['short']:4.1f}/{f['casual']:4.1f}"
-                    f"|{f['out of scope']:4.1f}"
-                )
-            print(f"{prefix.rsplit('/', 1)[-1]:12s} short exponent {exponent}: " + "  ".join(cells))
+        model, scores_of = scores(arrays, meta, args.network_only)
+        cells = [f"{edge}: {cell(shares(arrays, meta, scores_of, edge))}" for edge in EDGES]
+        shipped = shares(arrays, meta, scores_of, model.edge)
+        cells.append(f"shipped {model.edge:.2f}: {cell(shipped)}")
+        name = prefix.rsplit("/", 1)[-1]
+        print(f"{name:16s} {meta['epochs']:2d} epochs  " + "  ".join(cells))
 
 
 if __name__ == "__main__":

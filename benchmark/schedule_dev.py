@@ -8,10 +8,9 @@ training on the rest or k per intent of it. The test files are never read.
     .venv/bin/python benchmark/schedule_dev.py --data snips-unbalanced --samples 1 -- ""
 
 An argument after `--` is one configuration: space-separated setting=value overrides of the
-defaults, and `training.NAME=value` for the schedule's constants. For speed the trained Keras
-network is scored directly, without the ONNX export (fp32, within 1e-5 of the served model);
-the out-of-scope statistics are fitted on its vectors as training fits them on the served
-model's. Printed per data set and configuration: intent accuracy on dev, the share of dev
+defaults, and `training.NAME=value` for the schedule's constants. The served model that
+training.train gives is scored (its time is the training's, export and out-of-scope statistics
+included). Printed per data set and configuration: intent accuracy on dev, the share of dev
 queries that config.yml's FallbackClassifier would send to `nlu_fallback`, span F1, and for
 SNIPS the share of out-of-scope messages (CLINC150 dev and out_of_scope.yml) caught.
 """
@@ -28,7 +27,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from rasa.shared.nlu.training_data.loading import load_data  # noqa: E402
 
 import out_of_scope  # noqa: E402
@@ -38,7 +36,6 @@ from rasa_bert_intent import BertIntentClassifier, training  # noqa: E402
 from rasa_bert_intent import entities as entity_tags  # noqa: E402
 from rasa_bert_intent.settings import default_config  # noqa: E402
 from rasa_bert_intent.snips import read_source  # noqa: E402
-from rasa_bert_intent.tokenization import length_batches, pad  # noqa: E402
 from slot_metrics import slot_scores, spans  # noqa: E402
 
 HWU = Path(__file__).resolve().parents[2] / "shared" / "nlu-evaluation-data"
@@ -84,23 +81,17 @@ def data_sets(names, samples):
             yield f"{name}#{sample}", train, dev, oos
 
 
-def forward(network, tokenizer, texts, max_seq_len):
-    """Intent probabilities, tag probabilities per message, and sentence vectors."""
-    encodings = [tokenizer.encode(text, max_seq_len) for text in texts]
-    ids = [e.token_ids for e in encodings]
-    probabilities = np.zeros((len(ids), network.logits.units), np.float32)
-    vectors = np.zeros((len(ids), network.dense.units), np.float32)
-    tags = [None] * len(ids)
-    for length, rows in length_batches(ids, 64, max_seq_len):
-        logits, tag_logits, pooled = network.intent_and_entity_tag_logits(
-            tf.constant(pad([ids[r] for r in rows], length)), False
-        )
-        probabilities[rows] = tf.nn.softmax(logits).numpy()
-        vectors[rows] = pooled.numpy()
-        if tag_logits is not None:
-            for row, t in zip(rows, tf.nn.softmax(tag_logits).numpy()):
-                tags[row] = t
-    return encodings, probabilities, tags, vectors
+def predict(trained, texts, max_seq_len):
+    """Encodings, confidences (probabilities times the in-scope factor) and tag
+    probabilities of the served model."""
+    encodings = [trained.tokenizer.encode(text, max_seq_len) for text in texts]
+    outputs = trained.predictor.predict([e.token_ids for e in encodings])
+    confidences = outputs.probabilities
+    if trained.in_scope is not None:
+        lengths = [len(e.token_ids) for e in encodings]
+        factors = trained.in_scope.factors(outputs.vectors, outputs.reference_vectors, lengths)
+        confidences = confidences * factors[:, None]
+    return encodings, outputs.probabilities, confidences, outputs.tag_probabilities
 
 
 def evaluate(config, train, dev, oos_texts):
@@ -109,23 +100,13 @@ def evaluate(config, train, dev, oos_texts):
     labels = training.entity_labels_of(train)
     pretrained, bert_config = component._pretrained_encoder()
     started = time.perf_counter()
-    fitted = training.fit(train, intents, labels, pretrained, bert_config, component.config, False)
+    trained = training.train(
+        train, intents, labels, pretrained, bert_config, component.config, False
+    )
     seconds = time.perf_counter() - started
-    network, tokenizer, max_seq_len = fitted.model.network, fitted.tokenizer, config["max_seq_len"]
-    train_encodings, _, _, train_vectors = forward(
-        network, tokenizer, [e.text for e in train], max_seq_len
-    )
-    in_scope = training.fit_in_scope(
-        train_vectors, fitted.intent_labels, lengths(train_encodings), config["random_seed"]
-    )
-
-    def confidences(probabilities, vectors, encodings):
-        if in_scope is None or not config["out_of_scope_detection"]:
-            return probabilities
-        return probabilities * in_scope.factors(vectors, lengths(encodings))[:, None]
-
-    encodings, probabilities, tags, vectors = forward(
-        network, tokenizer, [e.text for e in dev], max_seq_len
+    max_seq_len = config["max_seq_len"]
+    encodings, probabilities, confidences, tags = predict(
+        trained, [e.text for e in dev], max_seq_len
     )
     predicted = [intents[i] for i in probabilities.argmax(axis=1)]
     right = [p == e.intent for p, e in zip(predicted, dev)]
@@ -133,14 +114,12 @@ def evaluate(config, train, dev, oos_texts):
     for example, encoding, tag in zip(dev, encodings, tags):
         found.append([] if tag is None else spans(entity_tags.decode(
             example.text, encoding.words, tag[encoding.first_pieces], labels,
-            None if network.entity_transitions is None else network.entity_transitions.numpy(),
+            trained.entity_transitions,
         )))
     slots = slot_scores([spans(e.entities) for e in dev], found, right)
     figures = {
         "acc": 100 * np.mean(right),
-        "fallback": 100 * np.mean(
-            out_of_scope.rows_falling_back(confidences(probabilities, vectors, encodings))
-        ),
+        "fallback": 100 * np.mean(out_of_scope.rows_falling_back(confidences)),
         "f1": slots["slot_f1"],
         "train_s": seconds,
     }
@@ -148,28 +127,9 @@ def evaluate(config, train, dev, oos_texts):
     if any(0 < counts[i] < max(counts.values()) / 10 for i in UNBALANCED):
         figures["small_acc"] = 100 * np.mean([r for e, r in zip(dev, right) if e.intent in UNBALANCED])
     if oos_texts:
-        oos_encodings, p, _, v = forward(network, tokenizer, oos_texts, max_seq_len)
-        caught = out_of_scope.rows_falling_back(confidences(p, v, oos_encodings))
-        figures["oos_caught"] = 100 * np.mean(caught)
-    if os.environ.get("DIAG") and in_scope is not None:
-        radius = in_scope.radius
-        plain = 100 * np.mean(out_of_scope.rows_falling_back(probabilities))
-        line = f"    softmax alone falls back {plain:.1f}%; radius x"
-        for scale in (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.7):
-            in_scope.radius = radius * scale
-            kept = confidences(probabilities, vectors, encodings)
-            line += f" {scale}: {100 * np.mean(out_of_scope.rows_falling_back(kept)):.1f}"
-            if oos_texts:
-                caught = out_of_scope.rows_falling_back(confidences(p, v, oos_encodings))
-                line += f"/{100 * np.mean(caught):.1f}"
-        in_scope.radius = radius
-        print(line + " (in-scope falling back/out-of-scope caught, %)")
+        _, _, oos_confidences, _ = predict(trained, oos_texts, max_seq_len)
+        figures["oos_caught"] = 100 * np.mean(out_of_scope.rows_falling_back(oos_confidences))
     return figures
-
-
-def lengths(encodings):
-    """Each message's word pieces, as the in-scope factor reads them."""
-    return [len(encoding.token_ids) for encoding in encodings]
 
 
 def apply(argument):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from bert_reference import TINY_CONFIG, TINY_VOCAB
+import onnx
 from onnx import TensorProto, helper
 
 from rasa_bert_intent.model import IntentModel, IntentNetwork
@@ -130,6 +131,37 @@ def test_the_onnx_graph_follows_the_networks_pooling_and_activation(pooling, act
             np.testing.assert_allclose(actual, wanted, atol=1e-5)
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_the_export_also_gives_the_pretrained_encoders_mean_vectors(tagging_model, precision):
+    # A "pretrained" encoder of one more layer, whose word table is the network's own (as
+    # training keeps it by default): the export runs it beside the network, one table for both.
+    tf.keras.utils.set_random_seed(5)
+    config = {**TINY_CONFIG, "num_hidden_layers": TINY_CONFIG["num_hidden_layers"] + 1}
+    pretrained = IntentModel(IntentNetwork(config, 1, 0.0, "mean"), MAX_SEQ_LEN)
+    table = "embeddings/word_embeddings/embeddings"
+    def weights(network):
+        return dict(zip(network.encoder_weight_names(), network.bert.get_weights()))
+
+    reference = {**weights(pretrained.network), table: weights(tagging_model.network)[table]}
+    pretrained.network.set_encoder_weights(reference)
+    exported = tagging_model.to_onnx(precision, reference)
+    initializers = onnx.load_from_string(exported).graph.initializer
+    tables = [i.name for i in initializers if "word_emb" in i.name]
+    assert tables in ([table], [table, f"{table}/scale"])
+    predictor = Predictor(exported, MAX_SEQ_LEN, precision)
+    assert predictor.reference_size == TINY_CONFIG["hidden_size"]
+    without = Predictor(tagging_model.to_onnx(precision), MAX_SEQ_LEN, precision)
+    assert without.reference_size == 0 and without.predict(TOKEN_ID_LISTS).reference_vectors is None
+    outputs, alone = predictor.predict(TOKEN_ID_LISTS), without.predict(TOKEN_ID_LISTS)
+    # The network's own outputs are those of the model without the reference.
+    for name in ("probabilities", "vectors"):
+        np.testing.assert_allclose(getattr(outputs, name), getattr(alone, name), atol=1e-6)
+    for row, token_ids in enumerate(TOKEN_ID_LISTS):
+        wanted = network_outputs(pretrained, token_ids)[2]  # its mean-pooled vector
+        atol = 1e-5 if precision == "fp32" else 0.15 * np.abs(wanted).max()
+        np.testing.assert_allclose(outputs.reference_vectors[row], wanted, atol=atol)
+
+
 def test_the_export_needs_no_tf2onnx(tagging_model, monkeypatch):
     # The graph is written from the weights; tf2onnx is no dependency any more.
     requirements = importlib.metadata.requires("rasa-bert-intent")
@@ -147,7 +179,7 @@ def test_concurrent_calls_give_the_results_of_calls_one_at_a_time(tagging_model)
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda ids: predictor.predict([ids]), token_id_lists * 5))
     for result, wanted in zip(results, expected * 5):
-        for actual, single in zip(result, wanted):
+        for actual, single in zip(result[:3], wanted[:3]):
             np.testing.assert_array_equal(actual[0], single[0])
 
 
@@ -180,7 +212,7 @@ def test_the_entity_tagging_head_learns_its_tags_and_goes_into_the_export(
     intent_kernel_kept = np.array_equal(model.network.logits.kernel.numpy(), intent_kernel_before)
     assert intent_kernel_kept == (intent_loss_weight == 0)
     predictor = Predictor(model.to_onnx("fp32"), MAX_SEQ_LEN, "fp32")
-    probabilities, tag_probabilities, _ = predictor.predict(TOKEN_ID_LISTS)
+    probabilities, tag_probabilities, _, _ = predictor.predict(TOKEN_ID_LISTS)
     assert probabilities.shape == (4, 3)
     for ids, exported in zip(TOKEN_ID_LISTS, tag_probabilities):
         np.testing.assert_allclose(exported, network_outputs(model, ids)[1], atol=1e-5)

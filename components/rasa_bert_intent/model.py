@@ -296,12 +296,16 @@ class IntentModel:
 
         return train_step
 
-    def to_onnx(self, precision: str) -> bytes:
+    def to_onnx(
+        self, precision: str, reference: Optional[Dict[str, np.ndarray]] = None
+    ) -> bytes:
         """The network as an ONNX model for messages of any length, in batches of any size.
 
         Its outputs, from one pass of the encoder: intent probabilities `[batch, intents]`,
         the pooled sentence vectors `[batch, hidden]` and, with a tagging head, entity tag
         probabilities `[batch, length, tags]`. `precision` is one of onnx_export.PRECISIONS.
+        With `reference`, the pretrained encoder's weights (`encoder_weight_names` of a network
+        of all its layers), the model also gives that encoder's mean-pooled vectors.
         """
         network = self.network
         weights = dict(zip(network.encoder_weight_names(), network.bert.get_weights()))
@@ -311,11 +315,18 @@ class IntentModel:
         for name, layer in heads.items():
             weights[f"{name}/kernel"] = layer.kernel.numpy()
             weights[f"{name}/bias"] = layer.bias.numpy()
+        reference_layers = 0
+        for name, value in (reference or {}).items():
+            if name != onnx_export.WORD_TABLE or not np.array_equal(value, weights[name]):
+                weights[onnx_export.REFERENCE + name] = value
+            if name.endswith("/intermediate/kernel"):
+                reference_layers += 1
         params = network.bert.params
         architecture = onnx_export.Architecture(
             num_layers=params.num_layers,
             num_heads=params.num_heads,
             activation=params.intermediate_activation,
             pooling=network.pooling,
+            reference_layers=reference_layers,
         )
         return onnx_export.write(weights, architecture, precision)

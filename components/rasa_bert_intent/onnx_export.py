@@ -7,6 +7,11 @@ the fused operators of ONNX Runtime's own domain that its CPU provider runs fast
 named as bert-for-tf2 names them below its layer (`encoder/layer_0/intermediate/kernel`),
 and the heads `dense`, `logits` and `entity_tag_logits`.
 
+With reference layers, the model also runs the encoder as it was pretrained (its weights under
+`reference/`, all its layers) beside the fine-tuned one, and gives that encoder's mean-pooled
+sentence vector: what in_scope.py measures a message's likeness to the training examples with.
+The word embedding table, which training keeps as pretrained by default, is then stored once.
+
 int8 quantises the encoder's weights here, symmetrically with one scale per output column
 (the word embeddings: per hidden dimension), and each product's input at run time
 (`DynamicQuantizeMatMul`, `QAttention`), as ONNX Runtime's dynamic quantizer would, without
@@ -15,7 +20,7 @@ probabilities.
 """
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import numpy as np
 import onnx
@@ -38,6 +43,12 @@ TOKEN_IDS = "token_ids"
 PROBABILITIES = "probabilities"
 ENTITY_TAG_PROBABILITIES = "entity_tag_probabilities"
 SENTENCE_VECTOR = "sentence_vector"
+REFERENCE_VECTOR = "reference_vector"
+# Prefix of the pretrained encoder's weights and nodes.
+REFERENCE = "reference/"
+# The word embedding table: the pretrained encoder's is left out of the weights when it is the
+# network's own, and shared.
+WORD_TABLE = "embeddings/word_embeddings/embeddings"
 # The largest magnitude of a symmetric int8 weight.
 INT8_MAX = 127
 
@@ -50,6 +61,8 @@ class Architecture:
     num_heads: int
     activation: str  # one of ACTIVATIONS
     pooling: str  # one of POOLINGS
+    # Layers of the pretrained encoder whose mean-pooled vector the model also gives; 0: none.
+    reference_layers: int = 0
 
 
 class _Graph:
@@ -60,17 +73,22 @@ class _Graph:
         self.int8 = int8
         self.nodes: List[onnx.NodeProto] = []
         self.initializers: List[onnx.TensorProto] = []
+        self._names: Set[str] = set()
 
     def constant(self, name: str, value: np.ndarray) -> str:
         self.initializers.append(numpy_helper.from_array(np.array(value, order="C"), name))
+        self._names.add(name)
         return name
 
     def weight(self, name: str) -> str:
-        """A weight of the network, as an initializer of the same name."""
-        return self.constant(name, self._array(name))
+        """A weight of the network, as an initializer of the same name (once, however often
+        it is asked for)."""
+        return name if name in self._names else self.constant(name, self._array(name))
 
     def int8_weight(self, name: str, value: Optional[np.ndarray] = None) -> Tuple[str, str]:
-        """The int8 weight and its float scales, one per last-axis column."""
+        """The int8 weight and its float scales, one per last-axis column (once)."""
+        if name in self._names:
+            return name, f"{name}/scale"
         value = self._array(name) if value is None else value
         scales = np.maximum(value.max(axis=0), -value.min(axis=0)) / INT8_MAX
         scales = np.where(scales > 0, scales, 1.0).astype(np.float32)
@@ -161,8 +179,9 @@ def write(weights: Dict[str, np.ndarray], architecture: Architecture, precision:
     """The serialised ONNX model; with `entity_tag_logits` weights, the tag probabilities too.
 
     Input `token_ids` `[batch, length]` (int32, 0 is padding); outputs intent probabilities
-    `[batch, intents]`, the pooled sentence vectors `[batch, hidden]` and entity tag
-    probabilities `[batch, length, tags]`.
+    `[batch, intents]`, the pooled sentence vectors `[batch, hidden]`, entity tag
+    probabilities `[batch, length, tags]` and, with reference layers, the pretrained encoder's
+    mean-pooled vectors `[batch, its hidden]`.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision is {precision!r}, not one of {', '.join(PRECISIONS)}")
@@ -171,7 +190,10 @@ def write(weights: Dict[str, np.ndarray], architecture: Architecture, precision:
     if architecture.pooling not in POOLINGS:
         raise ValueError(f"pooling {architecture.pooling!r} is not one of {POOLINGS}")
     graph = _Graph(weights, int8=precision == "int8")
-    hidden = _encoder(graph, architecture)
+    zero = graph.constant("zero", np.array(0, np.int32))
+    is_token = graph.op("Not", [graph.op("Equal", [TOKEN_IDS, zero], "is_padding")], "is_token")
+    mask = graph.op("Cast", [is_token], "mask", to=TensorProto.INT32)
+    hidden = _encoder(graph, architecture, architecture.num_layers, mask)
     outputs = [
         helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", size])
         for name, size in (
@@ -192,6 +214,13 @@ def write(weights: Dict[str, np.ndarray], architecture: Architecture, precision:
                 ENTITY_TAG_PROBABILITIES, TensorProto.FLOAT, ["batch", "length", tags]
             )
         )
+    if architecture.reference_layers:
+        reference = _encoder(graph, architecture, architecture.reference_layers, mask, REFERENCE)
+        graph.op("Identity", [_pooled(graph, reference, "mean", REFERENCE)], REFERENCE_VECTOR)
+        size = weights[f"{REFERENCE}embeddings/LayerNorm/gamma"].shape[0]
+        outputs.append(
+            helper.make_tensor_value_info(REFERENCE_VECTOR, TensorProto.FLOAT, ["batch", size])
+        )
     model = helper.make_model(
         helper.make_graph(
             graph.nodes,
@@ -206,51 +235,50 @@ def write(weights: Dict[str, np.ndarray], architecture: Architecture, precision:
     return model.SerializeToString()
 
 
-def _encoder(graph: _Graph, architecture: Architecture) -> str:
-    """BERT's embeddings and transformer layers: the hidden states `[batch, length, hidden]`."""
-    zero = graph.constant("zero", np.array(0, np.int32))
-    is_token = graph.op("Not", [graph.op("Equal", [TOKEN_IDS, zero], "is_padding")], "is_token")
-    mask = graph.op("Cast", [is_token], "mask", to=TensorProto.INT32)
+def _encoder(
+    graph: _Graph, architecture: Architecture, num_layers: int, mask: str, prefix: str = ""
+) -> str:
+    """BERT's embeddings and transformer layers, of the weights named with `prefix`: the
+    hidden states `[batch, length, hidden]`."""
     # Every message is segment 0: its token type embedding is one row, added to each position.
     position_table = (
-        graph.weights["embeddings/position_embeddings/embeddings"]
-        + graph.weights["embeddings/token_type_embeddings/embeddings"][0]
+        graph.weights[f"{prefix}embeddings/position_embeddings/embeddings"]
+        + graph.weights[f"{prefix}embeddings/token_type_embeddings/embeddings"][0]
     )
-    length = graph.op("Shape", [TOKEN_IDS], "length", start=1, end=2)
+    length = graph.op("Shape", [TOKEN_IDS], f"{prefix}length", start=1, end=2)
     positions = graph.op(
         "Slice",
         [
-            graph.constant("embeddings/positions", position_table.astype(np.float32)),
-            graph.constant("embeddings/first", np.array([0], np.int64)),
+            graph.constant(f"{prefix}embeddings/positions", position_table.astype(np.float32)),
+            graph.constant(f"{prefix}embeddings/first", np.array([0], np.int64)),
             length,
-            graph.constant("embeddings/axis", np.array([0], np.int64)),
+            graph.constant(f"{prefix}embeddings/axis", np.array([0], np.int64)),
         ],
-        "embeddings/position_rows",
+        f"{prefix}embeddings/position_rows",
     )
+    word_table = prefix + WORD_TABLE if prefix + WORD_TABLE in graph.weights else WORD_TABLE
     if graph.int8:
-        table, scales = graph.int8_weight("embeddings/word_embeddings/embeddings")
-        rows = graph.op("Gather", [table, TOKEN_IDS], "embeddings/int8_words")
-        words = graph.op("DequantizeLinear", [rows, scales], "embeddings/words", axis=-1)
+        table, scales = graph.int8_weight(word_table)
+        rows = graph.op("Gather", [table, TOKEN_IDS], f"{prefix}embeddings/int8_words")
+        words = graph.op("DequantizeLinear", [rows, scales], f"{prefix}embeddings/words", axis=-1)
     else:
         words = graph.op(
-            "Gather",
-            [graph.weight("embeddings/word_embeddings/embeddings"), TOKEN_IDS],
-            "embeddings/words",
+            "Gather", [graph.weight(word_table), TOKEN_IDS], f"{prefix}embeddings/words"
         )
-    summed = graph.op("Add", [words, positions], "embeddings/sum")
+    summed = graph.op("Add", [words, positions], f"{prefix}embeddings/sum")
     x = graph.op(
         "LayerNormalization",
         [
             summed,
-            graph.weight("embeddings/LayerNorm/gamma"),
-            graph.weight("embeddings/LayerNorm/beta"),
+            graph.weight(f"{prefix}embeddings/LayerNorm/gamma"),
+            graph.weight(f"{prefix}embeddings/LayerNorm/beta"),
         ],
-        "embeddings/normalized",
+        f"{prefix}embeddings/normalized",
         axis=-1,
         epsilon=LAYER_NORM_EPSILON,
     )
-    for index in range(architecture.num_layers):
-        layer = f"encoder/layer_{index}"
+    for index in range(num_layers):
+        layer = f"{prefix}encoder/layer_{index}"
         # mask [batch, length]: 1 attends, 0 is padding, scored -10000 as in bert-for-tf2.
         attended = graph.attention(x, mask, layer, architecture.num_heads)
         x = graph.skip_layer_norm(attended, x, f"{layer}/attention/output")
@@ -259,14 +287,19 @@ def _encoder(graph: _Graph, architecture: Architecture) -> str:
     return x
 
 
-def _pooled(graph: _Graph, hidden: str, pooling: str) -> str:
+def _pooled(graph: _Graph, hidden: str, pooling: str, prefix: str = "") -> str:
     """The sentence vector: the mean of the tokens' hidden states, or the first's ([CLS])."""
     if pooling == "cls":
-        first = graph.constant("pooling/first", np.array(0, np.int64))
-        return graph.op("Gather", [hidden, first], "pooled", axis=1)
-    axis = graph.constant("pooling/axis", np.array([1], np.int64))
-    is_token = graph.op("Cast", ["is_token"], "pooling/is_token", to=TensorProto.FLOAT)
-    weights = graph.op("Unsqueeze", [is_token, axis], "pooling/weights")  # [batch, 1, length]
-    summed = graph.op("MatMul", [weights, hidden], "pooling/matmul")  # [batch, 1, hidden]
-    count = graph.op("ReduceSum", [is_token, axis], "pooling/count", keepdims=1)
-    return graph.op("Div", [graph.op("Squeeze", [summed, axis], "pooling/sum"), count], "pooled")
+        first = graph.constant(f"{prefix}pooling/first", np.array(0, np.int64))
+        return graph.op("Gather", [hidden, first], f"{prefix}pooled", axis=1)
+    axis = graph.constant(f"{prefix}pooling/axis", np.array([1], np.int64))
+    is_token = graph.op("Cast", ["is_token"], f"{prefix}pooling/is_token", to=TensorProto.FLOAT)
+    # [batch, 1, length] weights, then their [batch, 1, hidden] sum of the hidden states
+    weights = graph.op("Unsqueeze", [is_token, axis], f"{prefix}pooling/weights")
+    summed = graph.op("MatMul", [weights, hidden], f"{prefix}pooling/matmul")
+    count = graph.op("ReduceSum", [is_token, axis], f"{prefix}pooling/count", keepdims=1)
+    return graph.op(
+        "Div",
+        [graph.op("Squeeze", [summed, axis], f"{prefix}pooling/sum"), count],
+        f"{prefix}pooled",
+    )

@@ -1,7 +1,7 @@
 """Intent and entity tag probabilities and sentence vectors from the trained network's ONNX
 export, run by ONNX Runtime."""
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -10,6 +10,7 @@ from rasa_bert_intent.onnx_export import (
     ENTITY_TAG_PROBABILITIES,
     PRECISIONS,
     PROBABILITIES,
+    REFERENCE_VECTOR,
     SENTENCE_VECTOR,
     TOKEN_IDS,
 )
@@ -22,6 +23,20 @@ from rasa_bert_intent.tokenization import length_batches, pad
 FP32_BATCH = 64
 # Threads one call uses (docs/speed.md): 2 ran one message 1.3 to 1.5 times faster than 1.
 INTRA_OP_THREADS = 2
+
+
+class Outputs(NamedTuple):
+    """What the model gives for some messages, in the order given."""
+
+    # [messages, intents]
+    probabilities: np.ndarray
+    # For each message [token ids, tags]; None without a tagging head.
+    tag_probabilities: List[Optional[np.ndarray]]
+    # The fine-tuned network's pooled sentence vectors [messages, hidden].
+    vectors: np.ndarray
+    # The pretrained encoder's mean-pooled vectors [messages, its hidden]; None if the model
+    # has no reference layers.
+    reference_vectors: Optional[np.ndarray]
 
 
 class Predictor:
@@ -54,11 +69,12 @@ class Predictor:
             raise ValueError(f"ONNX Runtime cannot load it: {error}") from error
         inputs = {i.name: i for i in self._session.get_inputs()}
         outputs = {o.name: o for o in self._session.get_outputs()}
+        known = {PROBABILITIES, SENTENCE_VECTOR, ENTITY_TAG_PROBABILITIES, REFERENCE_VECTOR}
         if (
             set(inputs) != {TOKEN_IDS}
             or inputs[TOKEN_IDS].type != "tensor(int32)"
             or not {PROBABILITIES, SENTENCE_VECTOR} <= set(outputs)
-            or not set(outputs) <= {PROBABILITIES, SENTENCE_VECTOR, ENTITY_TAG_PROBABILITIES}
+            or not set(outputs) <= known
             or not all(isinstance(output.shape[-1], int) for output in outputs.values())
         ):
             raise ValueError("the model's inputs and outputs are not those of an intent model")
@@ -70,15 +86,17 @@ class Predictor:
             else 0
         )
         self.hidden_size = outputs[SENTENCE_VECTOR].shape[-1]
+        # The pretrained encoder's vector size; 0 without reference layers.
+        self.reference_size = (
+            outputs[REFERENCE_VECTOR].shape[-1] if REFERENCE_VECTOR in outputs else 0
+        )
 
-    def predict(
-        self, token_id_lists: Sequence[Sequence[int]]
-    ) -> Tuple[np.ndarray, List[Optional[np.ndarray]], np.ndarray]:
-        """Intent probabilities `[messages, intents]`, for each message its entity tag
-        probabilities `[token ids, tags]` (None without a tagging head), and the sentence
-        vectors `[messages, hidden]`, in the order given. Safe to call from several threads."""
+    def predict(self, token_id_lists: Sequence[Sequence[int]]) -> Outputs:
+        """The model's outputs for messages of these token ids. Safe to call from several
+        threads."""
         probabilities = np.zeros((len(token_id_lists), self.num_intents), dtype=np.float32)
         vectors = np.zeros((len(token_id_lists), self.hidden_size), dtype=np.float32)
+        references = np.zeros((len(token_id_lists), self.reference_size), dtype=np.float32)
         tag_probabilities: List[Optional[np.ndarray]] = [None] * len(token_id_lists)
         for length, rows in length_batches(token_id_lists, self._batch_size, self.max_seq_len):
             batch = pad([token_id_lists[row] for row in rows], length)
@@ -87,8 +105,12 @@ class Predictor:
             )
             probabilities[rows] = outputs[PROBABILITIES]
             vectors[rows] = outputs[SENTENCE_VECTOR]
+            if self.reference_size:
+                references[rows] = outputs[REFERENCE_VECTOR]
             if self.num_entity_tags:
                 for tags, row in zip(outputs[ENTITY_TAG_PROBABILITIES], rows):
                     tag_probabilities[row] = tags[: len(token_id_lists[row])]
-        return probabilities, tag_probabilities, vectors
+        return Outputs(
+            probabilities, tag_probabilities, vectors, references if self.reference_size else None
+        )
 

@@ -23,7 +23,7 @@ MODEL_FILE = "model.onnx"
 VOCAB_FILE = "vocab.txt"
 METADATA_FILE = "metadata.json"
 IN_SCOPE_FILE = "in_scope.npz"  # only with out_of_scope_detection
-FORMAT_VERSION = 6  # raised whenever the files above change incompatibly
+FORMAT_VERSION = 7  # raised whenever the files above change incompatibly
 
 
 def write(model_dir: Path, trained: TrainedModel, vocab_file: Path) -> None:
@@ -100,8 +100,11 @@ def read(model_dir: Path) -> TrainedModel:
             content = _read_as_written(model_dir / IN_SCOPE_FILE, metadata["in_scope_sha256"])
             with np.load(io.BytesIO(content), allow_pickle=False) as arrays:
                 in_scope = InScopeModel.from_arrays(arrays)
-            if in_scope.means.shape != (len(intents), predictor.hidden_size):
-                raise ValueError("its intent means do not fit the model")
+            if (
+                in_scope.means.shape != (len(intents), predictor.hidden_size)
+                or in_scope.reference_size != predictor.reference_size
+            ):
+                raise ValueError("its intent means or reference vectors do not fit the model")
     except (
         OSError,
         ValueError,
