@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from rasa_bert_intent import entities as entity_tags
-from rasa_bert_intent.encoder import PretrainedEncoder
+from rasa_bert_intent.encoder import HuggingFaceEncoder, PretrainedEncoder
 from rasa_bert_intent.in_scope import InScopeModel
 from rasa_bert_intent.model import IntentModel, IntentNetwork
 from rasa_bert_intent.predictor import Predictor
@@ -285,6 +285,8 @@ def fit_in_scope(
 
 def pretrained_weights(pretrained: PretrainedEncoder) -> Dict[str, np.ndarray]:
     """The encoder's weights as pretrained, all its layers, under the network's names."""
+    if isinstance(pretrained, HuggingFaceEncoder):
+        return pretrained.weights()  # as read: a network to load them into took 90 MB more
     network = IntentNetwork(pretrained.config, 1, 0.0, "mean")
     network.build_for_any_length()
     pretrained.load_into(network)
