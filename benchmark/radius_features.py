@@ -4,7 +4,7 @@ piece counts for the training examples, the SNIPS dev split, casual_dev.yml's sh
 requests and the out-of-scope sets: what benchmark/radius_dev.py compares edges of the
 in-scope factor on; also the epochs the schedule chose and the pretrained encoder's vectors of
 each message (the model's reference vectors). With --hwu-fold N: an HWU64 fold's training
-file less a dev split of DEV_PER_INTENT per intent instead of SNIPS (no out-of-scope sets: they
+file less a dev split of HWU_DEV_PER_INTENT per intent instead of SNIPS (no out-of-scope sets: they
 are written for the SNIPS intents).
 
     .venv/bin/python benchmark/radius_features.py --per-intent 10 --seed 3 --out results/radius-dev

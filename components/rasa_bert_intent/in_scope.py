@@ -2,7 +2,7 @@
 of scope.
 
 Two distances of a message to the training examples, each measured against the spread of the
-training examples' own distances when held out (5 folds):
+training examples' own distances when held out (5 folds, over repeated splits):
 - the fine-tuned network's pooled sentence vector: the squared Mahalanobis distance to the
   nearest intent mean (one Gaussian per intent, a shared covariance), allowed to be larger for
   messages shorter than most training examples;
@@ -10,9 +10,9 @@ training examples' own distances when held out (5 folds):
   to the nearest training example, of at most REFERENCES_PER_INTENT of each intent.
 Each distance's logarithm is standardised with the median and spread of the held-out
 examples' logarithms (floored at LOWEST), and the two are summed (over sqrt 2). The factor is
-about 1 well inside an edge of a few standard deviations, 0.5 at it and near 0 beyond; the intent probabilities
-times this factor are the confidences, so `FallbackClassifier`'s threshold of 0.5 falls back at
-the edge. Chosen on the SNIPS dev split, SNIPS subsamples, an HWU64 dev split,
+about 1 well inside an edge of a few standard deviations, 0.5 at it and near 0 beyond; the
+intent probabilities times this factor are the confidences, so `FallbackClassifier`'s threshold
+of 0.5 falls back at the edge. Chosen on the SNIPS dev split, SNIPS subsamples, an HWU64 dev split,
 benchmark/casual_dev.yml and CLINC150's out-of-scope queries (docs/out-of-scope.md).
 """
 
