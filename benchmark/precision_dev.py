@@ -92,12 +92,10 @@ def main() -> None:
         token_id_lists = [trained.tokenizer.token_ids(m.get("text"), max_seq_len) for m in train]
         label_of = {intent: label for label, intent in enumerate(trained.intents)}
         labels = [label_of[m.get("intent")] for m in train]
-        outputs = fp32.predict(token_id_lists)
         in_scope = training.fit_in_scope(
-            outputs.vectors,
-            outputs.reference_vectors,
+            fp32,
+            token_id_lists,
             labels,
-            [len(token_ids) for token_ids in token_id_lists],
             training.schedule(len(training.balanced_rows(labels)), len(label_of)).epochs,
             seed,
         )

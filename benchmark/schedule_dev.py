@@ -86,11 +86,7 @@ def predict(trained, texts, max_seq_len):
     probabilities of the served model."""
     encodings = [trained.tokenizer.encode(text, max_seq_len) for text in texts]
     outputs = trained.predictor.predict([e.token_ids for e in encodings])
-    confidences = outputs.probabilities
-    if trained.in_scope is not None:
-        lengths = [len(e.token_ids) for e in encodings]
-        factors = trained.in_scope.factors(outputs.vectors, outputs.reference_vectors, lengths)
-        confidences = confidences * factors[:, None]
+    confidences = trained.confidences(outputs, [len(e.token_ids) for e in encodings])
     return encodings, outputs.probabilities, confidences, outputs.tag_probabilities
 
 

@@ -173,15 +173,12 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             else None
             for m in messages
         ]
-        probabilities, tag_probabilities, vectors, references = (
-            trained.predictor.predict([encoding.token_ids for encoding in encodings])
-            if trained is not None
-            else (None, [None] * len(messages), None, None)
-        )
-        if trained is not None and trained.in_scope is not None:
+        probabilities, tag_probabilities = None, [None] * len(messages)
+        if trained is not None:
+            outputs = trained.predictor.predict([encoding.token_ids for encoding in encodings])
             lengths = [len(encoding.token_ids) for encoding in encodings]
-            factors = trained.in_scope.factors(vectors, references, lengths)
-            probabilities = probabilities * factors[:, None]
+            probabilities = trained.confidences(outputs, lengths)
+            tag_probabilities = outputs.tag_probabilities
         for row, (message, encoding) in enumerate(zip(messages, encodings)):
             if encoding is not None and not message.get(TOKENS_NAMES[TEXT]):
                 # `rasa test nlu` scores entities per Rasa token: our words, if no tokenizer ran.

@@ -16,7 +16,7 @@ from rasa_bert_intent import entities as entity_tags
 from rasa_bert_intent.encoder import HuggingFaceEncoder, PretrainedEncoder
 from rasa_bert_intent.in_scope import InScopeModel
 from rasa_bert_intent.model import IntentModel, IntentNetwork
-from rasa_bert_intent.predictor import Predictor
+from rasa_bert_intent.predictor import Outputs, Predictor
 from rasa_bert_intent.tokenization import Encoding, WordPieceTokenizer
 
 logger = logging.getLogger(__name__)
@@ -80,6 +80,14 @@ class TrainedModel:
     predictor: Predictor
     # What scales the confidences of out-of-scope messages down; None leaves them be.
     in_scope: Optional[InScopeModel]
+
+    def confidences(self, outputs: Outputs, lengths: Sequence[int]) -> np.ndarray:
+        """The intent confidences `[messages, intents]` of the predictor's outputs for messages
+        of `lengths` word pieces: the probabilities times each message's in-scope factor."""
+        if self.in_scope is None:
+            return outputs.probabilities
+        factors = self.in_scope.factors(outputs.vectors, outputs.reference_vectors, lengths)
+        return outputs.probabilities * factors[:, None]
 
 
 @dataclass
@@ -172,16 +180,8 @@ def train(
     _return_freed_memory()
     in_scope = None
     if detect:
-        rows = in_scope_rows(intent_labels, config["random_seed"])
-        # The vectors of the served model, whose int8 weights move them a little.
-        outputs = predictor.predict([token_id_lists[row] for row in rows])
         in_scope = fit_in_scope(
-            outputs.vectors,
-            outputs.reference_vectors,
-            [intent_labels[row] for row in rows],
-            [len(token_id_lists[row]) for row in rows],
-            epochs,
-            config["random_seed"],
+            predictor, token_id_lists, intent_labels, epochs, config["random_seed"]
         )
     return TrainedModel(intents, entity_labels, transitions, tokenizer, predictor, in_scope)
 
@@ -263,17 +263,26 @@ def in_scope_rows(intent_labels: Sequence[int], seed: int) -> List[int]:
 
 
 def fit_in_scope(
-    vectors: np.ndarray,
-    reference_vectors: np.ndarray,
+    predictor: Predictor,
+    token_id_lists: Sequence[Sequence[int]],
     intent_labels: Sequence[int],
-    lengths: Sequence[int],
     epochs: int,
     seed: int,
 ) -> Optional[InScopeModel]:
-    """The out-of-scope statistics of the training examples' vectors in the network and in the
-    pretrained encoder (of `lengths` word pieces, trained on for `epochs` passes), or None
+    """The out-of-scope statistics of the training examples (their token ids and intents,
+    trained on for `epochs` passes) as `predictor`, the served model, places them, or None
     (warned)."""
-    in_scope = InScopeModel.fit(vectors, reference_vectors, intent_labels, lengths, epochs, seed)
+    rows = in_scope_rows(intent_labels, seed)
+    # The vectors of the served model, whose int8 weights move them a little.
+    outputs = predictor.predict([token_id_lists[row] for row in rows])
+    in_scope = InScopeModel.fit(
+        outputs.vectors,
+        outputs.reference_vectors,
+        [intent_labels[row] for row in rows],
+        [len(token_id_lists[row]) for row in rows],
+        epochs,
+        seed,
+    )
     if in_scope is None:
         logger.warning(
             f"{COMPONENT}: the training examples are too few or too alike to measure how far "
