@@ -116,6 +116,8 @@ def evaluate(config, train, dev, oos_texts):
     figures = {
         "acc": 100 * np.mean(right),
         "fallback": 100 * np.mean(out_of_scope.rows_falling_back(confidences)),
+        # What the softmax alone sends to nlu_fallback, without the in-scope factor.
+        "softmax_fallback": 100 * np.mean(out_of_scope.rows_falling_back(probabilities)),
         "f1": slots["slot_f1"],
         "train_s": seconds,
     }

@@ -23,7 +23,8 @@ from rasa_bert_intent.training import (
         (640, 64, 12, 8),  # HWU64 at 10 per intent: 15 steps per intent
         (1_000, 7, 3, 8),
         (2_000, 7, 3, 16),
-        (9_960, 64, 3, 32),  # an HWU64 fold
+        (2_000, 64, 10, 16),  # 15 steps per intent times the cube root of 16 / 8
+        (9_960, 64, 5, 32),  # an HWU64 fold: 15 steps per intent times the cube root of 32 / 8
         (13_784, 7, 2, 32),  # full SNIPS: the schedule it always had
     ],
 )
