@@ -244,6 +244,11 @@ def markdown(results: Dict) -> str:
             for e in r["misclassified"]
         ]
         lines += ["", f"Slot errors of {name} ({len(r.get('slot_errors', []))} queries):", ""]
+        if r.get("word_rule_changed") is not None:
+            lines[-2] += (
+                f" The word rule (no entity cuts a token at inner punctuation) changed the "
+                f"entities of {r['word_rule_changed']} test queries."
+            )
         lines += [
             f"- \"{e['text']}\": expected {_spans_text(e['text'], e['expected'])}, "
             f"predicted {_spans_text(e['text'], e['predicted'])}"

@@ -269,6 +269,9 @@ def latency(model: str, test_file: str, predictions_file: str, *flags: str) -> N
         encoding="utf-8",
     )
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    import word_rule
+
+    changed = word_rule.changed(model, texts)
     threads = next(
         int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("Threads:")
     )
@@ -280,6 +283,8 @@ def latency(model: str, test_file: str, predictions_file: str, *flags: str) -> N
                 "latency_p95_ms": round(1000 * seconds[int(0.95 * (len(seconds) - 1))], 2),
                 "latency_cpu_cores_busy": round(cpu / wall, 2),
                 "process_threads": threads,
+                # Test queries whose entities the decoder's word rule changed (ours only).
+                "word_rule_changed": changed,
             }
         )
     )

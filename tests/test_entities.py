@@ -2,8 +2,19 @@
 
 import numpy as np
 
-from rasa_bert_intent.entities import best_tags, decode, label_of, num_tags, piece_tags, word_tags
-from rasa_bert_intent.tokenization import UNTAGGED
+import pytest
+
+from rasa_bert_intent.encoder import DEFAULT_MODEL, model_folder
+from rasa_bert_intent.entities import (
+    best_tags,
+    decode,
+    joined_words,
+    label_of,
+    num_tags,
+    piece_tags,
+    word_tags,
+)
+from rasa_bert_intent.tokenization import UNTAGGED, WordPieceTokenizer
 
 TEXT = "rain in New York and Oslo"
 WORDS = [(0, 4), (5, 7), (8, 11), (12, 16), (17, 20), (21, 25)]
@@ -103,3 +114,53 @@ def test_decoding_nothing_gives_nothing():
     assert best_tags(np.zeros((0, 5))).tolist() == []
     assert decode("", [], np.zeros((0, 5)), LABELS) == []
     assert decode(TEXT, WORDS, one_hot([O] * 6), LABELS) == []
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> WordPieceTokenizer:
+    return WordPieceTokenizer(model_folder(DEFAULT_MODEL) / "vocab.txt", do_lower_case=True)
+
+
+@pytest.mark.parametrize(
+    "text, joined",
+    [
+        ("Show-Biz Blues", ["Show-Biz"]),
+        ("play A.j. Pero", ["A.j"]),  # the last "." is at the token's edge
+        ("O'Neill and AC/DC at 3.5", ["O'Neill", "AC/DC", "3.5"]),
+        ("Paris, (Boston) $5 Beyoncé's song", []),  # edges and a possessive stay free
+        ("北京 e-mail...", ["e-mail"]),  # characters of CJK text are words of their own
+        ("-- 's ...", []),
+    ],
+)
+def test_punctuation_inside_a_token_joins_its_words(tokenizer, text, joined):
+    words = tokenizer.words(text)
+    flags = joined_words(text, words)
+    groups = []  # [start, end, words] of each run of joined words
+    for (start, end), flag in zip(words, flags):
+        if flag:
+            groups[-1][1:] = [end, groups[-1][2] + 1]
+        else:
+            groups.append([start, end, 1])
+    assert [text[start:end] for start, end, count in groups if count > 1] == joined
+
+
+def test_no_entity_starts_or_ends_inside_a_joined_token(tokenizer):
+    text = "Can you play A.j. Pero on Show-Biz"
+    words = tokenizer.words(text)
+    # Each word alone: "A" outside, ".j." and "Pero" a city, "Show" outside, "-Biz" a city.
+    tags = [O, O, O, O, B_CITY, I_CITY, I_CITY, I_CITY, O, O, B_CITY, I_CITY]
+    probabilities = one_hot(tags, sure=0.6)
+    probabilities[9] = [0.5, 0.3, 0.1, 0.05, 0.05]  # "Show": a little like a city's start
+    cut = decode(text, words, probabilities, LABELS, word_rule=False)
+    assert [e["value"] for e in cut] == [".j. Pero", "-Biz"]
+    whole = decode(text, words, probabilities, LABELS)
+    starts_and_ends = {e["start"] for e in whole} | {e["end"] for e in whole}
+    flags = joined_words(text, words)
+    inner = {start for (start, _end), flag in zip(words, flags) if flag}
+    inner |= {words[i - 1][1] for i, flag in enumerate(flags) if flag}
+    assert not starts_and_ends & inner
+    assert [e["value"] for e in whole] == ["A.j. Pero", "Show-Biz"]
+    for seed in range(30):
+        random = np.random.default_rng(seed).dirichlet(np.ones(5), size=len(words))
+        found = decode(text, words, random, LABELS)
+        assert not ({e["start"] for e in found} | {e["end"] for e in found}) & inner

@@ -5,6 +5,7 @@ is outside any entity; label k has the tags 2k + 1 (B, the entity's first word) 
 (I, each word after it), so two adjacent entities of one type stay apart.
 """
 
+import re
 from functools import lru_cache
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -25,6 +26,9 @@ from rasa_bert_intent.tokenization import UNTAGGED
 OUTSIDE = 0
 # (entity type, role, group); role and group are None where the training data has none.
 Label = Tuple[str, Optional[str], Optional[str]]
+# A whitespace-separated token, and a possessive ending that may stay outside an entity.
+_TOKEN = re.compile(r"\S+")
+_POSSESSIVE = re.compile(r"['\u2019][sS]$")
 
 
 def label_of(entity: Dict[str, Any]) -> Optional[Label]:
@@ -71,15 +75,50 @@ def word_tags(
     return tags
 
 
+def joined_words(text: str, words: Sequence[Tuple[int, int]]) -> List[bool]:
+    """For each word, whether punctuation inside one whitespace-separated token joins it to
+    the word before ("Show-Biz", "A.j.", "O'Neill", "AC/DC", "3.5"): an entity takes both
+    or neither. Punctuation at a token's edge ("Paris,", "(Boston)") and a possessive "'s"
+    ("Beyoncé's") are not joined."""
+    # Each token's core: from its first to its last letter or digit, less a possessive.
+    core_of = {}
+    for token in _TOKEN.finditer(text):
+        alphanumeric = [i for i, char in enumerate(token.group()) if char.isalnum()]
+        if not alphanumeric:
+            continue
+        start, end = token.start() + alphanumeric[0], token.start() + alphanumeric[-1] + 1
+        possessive = _POSSESSIVE.search(text, start, end)
+        if possessive and possessive.start() > start:
+            end = possessive.start()
+        core_of.update({position: (start, end) for position in range(start, end)})
+
+    def is_punctuation(word: Tuple[int, int]) -> bool:
+        return not any(char.isalnum() for char in text[word[0] : word[1]])
+
+    joined = [False] * len(words)
+    for index in range(1, len(words)):
+        previous, word = words[index - 1], words[index]
+        core = core_of.get(previous[0])
+        joined[index] = (
+            core is not None
+            and core == core_of.get(word[1] - 1)
+            and (is_punctuation(previous) or is_punctuation(word))
+        )
+    return joined
+
+
 def best_tags(
-    tag_probabilities: np.ndarray, transitions: Optional[np.ndarray] = None
+    tag_probabilities: np.ndarray,
+    transitions: Optional[np.ndarray] = None,
+    joined: Optional[Sequence[bool]] = None,
 ) -> np.ndarray:
     """The best valid BIO tag sequence of `[words, tags]` probabilities (Viterbi).
 
     Valid: an I tag only follows the B or I of its own label; taking each word's most
-    likely tag alone broke an entity in two on 5% of the SNIPS dev queries. A path scores
-    the sum of its log probabilities and of its CRF `transitions[previous, tag]`, if any:
-    the log probabilities differ from the CRF's logits by one constant per word, which
+    likely tag alone broke an entity in two on 5% of the SNIPS dev queries. A word that is
+    `joined` to the one before (`joined_words`) takes its entity, or none as it does. A path
+    scores the sum of its log probabilities and of its CRF `transitions[previous, tag]`, if
+    any: the log probabilities differ from the CRF's logits by one constant per word, which
     leaves the best path unchanged.
     """
     num_words, num_tags_ = tag_probabilities.shape
@@ -87,11 +126,18 @@ def best_tags(
         return np.zeros(0, dtype=int)
     scores = np.log(np.maximum(tag_probabilities.astype(np.float64), 1e-12))
     is_inside, allowed = _valid_bio(num_tags_)
-    transition = np.where(allowed, 0.0 if transitions is None else transitions, -np.inf)
+    learned = 0.0 if transitions is None else transitions
+    transition = np.where(allowed, learned, -np.inf)
+    # Across a joined boundary: outside stays outside, an entity goes on with its I tag.
+    continues = np.zeros_like(allowed)
+    continues[OUTSIDE, OUTSIDE] = True
+    continues[:, is_inside] = allowed[:, is_inside]
+    joined_transition = np.where(continues, learned, -np.inf)
     best = np.where(is_inside, -np.inf, scores[0])
     backpointers = np.zeros((num_words, num_tags_), dtype=int)
     for word in range(1, num_words):
-        candidates = best[:, None] + transition
+        is_joined = joined is not None and joined[word]
+        candidates = best[:, None] + (joined_transition if is_joined else transition)
         backpointers[word] = np.argmax(candidates, axis=0)
         best = candidates[backpointers[word], np.arange(num_tags_)] + scores[word]
     tags = np.zeros(num_words, dtype=int)
@@ -120,13 +166,16 @@ def decode(
     tag_probabilities: np.ndarray,
     labels: Sequence[Label],
     transitions: Optional[np.ndarray] = None,
+    word_rule: bool = True,
 ) -> List[Dict[str, Any]]:
-    """Rasa entities of whole words from `[words, tags]` probabilities (`best_tags`).
+    """Rasa entities of whole words from `[words, tags]` probabilities (`best_tags`), which
+    never cut a token at inner punctuation (`joined_words`) unless `word_rule` is false.
 
     An entity's confidence is that of its least certain word, as Rasa's extractors report it.
     """
     entities: List[Dict[str, Any]] = []
-    tags = best_tags(np.asarray(tag_probabilities)[: len(words)], transitions)
+    joined = joined_words(text, words) if word_rule else None
+    tags = best_tags(np.asarray(tag_probabilities)[: len(words)], transitions, joined)
     for (start, end), probabilities, tag in zip(words, tag_probabilities, tags):
         if tag == OUTSIDE:
             continue
