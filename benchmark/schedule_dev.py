@@ -11,7 +11,8 @@ An argument after `--` is one configuration: space-separated setting=value overr
 defaults, and `training.NAME=value` for the schedule's constants. The served model that
 training.train gives is scored (its time is the training's, export and out-of-scope statistics
 included). Printed per data set and configuration: intent accuracy on dev, the share of dev
-queries that config.yml's FallbackClassifier would send to `nlu_fallback`, span F1, and for
+queries that config.yml's FallbackClassifier would send to `nlu_fallback` (and the share it would
+send on the plain softmax probabilities, without the in-scope factor), span F1, and for
 SNIPS the share of out-of-scope messages (CLINC150 dev and out_of_scope.yml) caught.
 """
 
