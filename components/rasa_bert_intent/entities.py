@@ -125,13 +125,9 @@ def best_tags(
     if num_words == 0:
         return np.zeros(0, dtype=int)
     scores = np.log(np.maximum(tag_probabilities.astype(np.float64), 1e-12))
-    is_inside, allowed = _valid_bio(num_tags_)
+    is_inside, allowed, continues = _valid_bio(num_tags_)
     learned = 0.0 if transitions is None else transitions
     transition = np.where(allowed, learned, -np.inf)
-    # Across a joined boundary: outside stays outside, an entity goes on with its I tag.
-    continues = np.zeros_like(allowed)
-    continues[OUTSIDE, OUTSIDE] = True
-    continues[:, is_inside] = allowed[:, is_inside]
     joined_transition = np.where(continues, learned, -np.inf)
     best = np.where(is_inside, -np.inf, scores[0])
     backpointers = np.zeros((num_words, num_tags_), dtype=int)
@@ -148,16 +144,22 @@ def best_tags(
 
 
 @lru_cache(maxsize=8)
-def _valid_bio(num_tags_: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Which tags are I tags, and `allowed[previous, tag]`: O and B follow anything, an I
-    follows its label's B or I. Cached: it is the same for every message of a model."""
+def _valid_bio(num_tags_: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which tags are I tags, `allowed[previous, tag]`: O and B follow anything, an I
+    follows its label's B or I, and `continues[previous, tag]`, what may cross a joined
+    boundary: O after O, an I after its label's B or I. Cached: it is the same for every
+    message of a model."""
     is_inside = (np.arange(num_tags_) % 2 == 0) & (np.arange(num_tags_) > 0)
     allowed = np.ones((num_tags_, num_tags_), dtype=bool)
     allowed[:, is_inside] = False
     for inside in np.flatnonzero(is_inside):
         allowed[[inside - 1, inside], inside] = True
-    is_inside.flags.writeable = allowed.flags.writeable = False
-    return is_inside, allowed
+    continues = np.zeros_like(allowed)
+    continues[OUTSIDE, OUTSIDE] = True
+    continues[:, is_inside] = allowed[:, is_inside]
+    for array in (is_inside, allowed, continues):
+        array.flags.writeable = False
+    return is_inside, allowed, continues
 
 
 def decode(
