@@ -3,7 +3,10 @@ to the whole data, on SNIPS and on HWU64 (../shared/nlu-evaluation-data).
 
 SNIPS: k training queries per intent, with their slots, drawn with seeds 7, 8, 9 (one draw a
 sample), tested on the 700 SNIPS test queries; CLINC150 dev and out_of_scope.yml give the
-out-of-scope figures. HWU64: each fold's train.json (all, or k per intent of it), tested on
+out-of-scope figures. The unbalanced assistant: all of SNIPS' training queries but
+UNBALANCED's intents, cut to 15 each (draws with the same seeds), tested the same way; its
+"small intents acc" is the accuracy on the test queries of the cut intents. HWU64: each fold's
+train.json (all, or k per intent of it), tested on
 the same fold's test.json; no out-of-scope set (CLINC's intents overlap HWU64's). Every run
 goes through systems.benchmark, as `make benchmark` does. Writes benchmark/results/curve/:
 curve.json, curve.md (the tables) and curve.png (intent accuracy and span F1 against the
@@ -28,8 +31,11 @@ from systems import DIET, HERE, OURS, REPOSITORY, benchmark, machine
 SIZES = [5, 10, 25, 50, 100, 0]  # 0: the whole training data
 HWU = REPOSITORY.parent / "shared" / "nlu-evaluation-data"
 SAMPLE_SEEDS = [7, 8, 9]
+# SNIPS intents cut to a few examples in the unbalanced assistant, and how many they keep.
+UNBALANCED = {"AddToPlaylist": 15, "RateBook": 15}
 FIGURES = [
     ("accuracy", "intent acc %"),
+    ("small_intents_accuracy", "small intents acc %"),
     ("slot_f1", "entity F1"),
     ("in_scope_fallback_pct", "in scope falling back %"),
     ("out_of_scope_fallback_pct", "out of scope caught %"),
@@ -53,13 +59,30 @@ def per_intent(messages, k: int, seed: int, intent_of=lambda message: message.ge
     return chosen
 
 
+def unbalanced(messages, seed: int, intent_of=lambda message: message.get("intent")):
+    """The messages with UNBALANCED's intents cut to their few, drawn with `seed`."""
+    kept = [m for m in messages if intent_of(m) not in UNBALANCED]
+    for intent, k in UNBALANCED.items():
+        kept += per_intent([m for m in messages if intent_of(m) == intent], k, seed, intent_of)
+    return kept
+
+
+def small_intents_accuracy(intent_report: Path) -> float:
+    """Accuracy on the test queries of UNBALANCED's intents, from `rasa test`'s report."""
+    report = json.loads(intent_report.read_text(encoding="utf-8"))
+    rows = [report[intent] for intent in UNBALANCED]
+    return 100 * sum(r["recall"] * r["support"] for r in rows) / sum(r["support"] for r in rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=SIZES, help="per intent; 0: all")
     parser.add_argument("--samples", type=int, default=3, help="draws per size for ours")
     parser.add_argument("--diet-samples", type=int, default=1, help="draws per size for DIET")
     parser.add_argument("--diet-epochs", type=int, default=100)
-    parser.add_argument("--diet-sizes", type=int, nargs="*", help="SNIPS sizes for DIET (all)")
+    parser.add_argument("--diet-sizes", type=int, nargs="*", help="SNIPS sizes for DIET (all); the unbalanced assistant's is 15")
+    parser.add_argument("--unbalanced", type=int, default=3,
+                        help="draws of the unbalanced assistant for ours (DIET: --diet-samples)")
     parser.add_argument("--hwu-sizes", type=int, nargs="+", default=[10, 0])
     parser.add_argument("--hwu-folds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--hwu-diet-epochs", type=int, default=100)
@@ -91,6 +114,14 @@ def main() -> None:
             diet_size = args.diet_sizes is None or size in args.diet_sizes
             if not args.skip_diet and diet_size and sample < args.diet_samples:
                 jobs.append(("snips", size, "diet", sample, diet, train, snips_test_file))
+    small = min(UNBALANCED.values())
+    for sample in range(max(args.unbalanced, 0 if args.skip_diet else args.diet_samples)):
+        train = unbalanced(snips_train, SAMPLE_SEEDS[sample % len(SAMPLE_SEEDS)])
+        if sample < args.unbalanced:
+            jobs.append(("snips-unbalanced", small, "ours", sample, OURS, train, snips_test_file))
+        diet_size = args.diet_sizes is None or small in args.diet_sizes
+        if not args.skip_diet and diet_size and sample < args.diet_samples:
+            jobs.append(("snips-unbalanced", small, "diet", sample, diet, train, snips_test_file))
     for fold in [] if args.skip_hwu else args.hwu_folds:
         folder = HWU / f"fold{fold:02d}"
         messages = load_data(str(folder / "train.json")).nlu_examples
@@ -113,8 +144,12 @@ def main() -> None:
             test_counts = Counter(m.get("text") for m in load_data(str(test_file)).nlu_examples)
             figures = benchmark(
                 name, pipeline, train_file, test_file, test_counts, args.out,
-                with_out_of_scope=data == "snips",
+                with_out_of_scope=data.startswith("snips"),
             )
+            if data == "snips-unbalanced":
+                figures["small_intents_accuracy"] = small_intents_accuracy(
+                    args.out / name / "report" / "intent_report.json"
+                )
             figures = {k: figures.get(k) for k, _ in FIGURES}
             figures["diet_epochs"] = pipeline[-1].get("epochs") if system == "diet" else None
             saved.write_text(json.dumps(figures, indent=2), encoding="utf-8")
@@ -188,6 +223,8 @@ def plot(runs: List[Dict], path: Path) -> None:
     for (key, title), axis in zip(FIGURES[:2], axes):
         lines: Dict = {}
         for (data, size), systems in grouped(runs).items():
+            if data == "snips-unbalanced":  # a single size, in the table only
+                continue
             for system, group in systems.items():
                 per_intent_count = size or statistics.mean(
                     r["examples"] for r in group

@@ -32,7 +32,7 @@ from rasa.shared.nlu.training_data.loading import load_data  # noqa: E402
 
 import out_of_scope  # noqa: E402
 from dev_eval import SNIPS, dev_split, overrides  # noqa: E402
-from learning_curve import per_intent  # noqa: E402
+from learning_curve import UNBALANCED, per_intent, unbalanced  # noqa: E402
 from rasa_bert_intent import BertIntentClassifier, training  # noqa: E402
 from rasa_bert_intent import entities as entity_tags  # noqa: E402
 from rasa_bert_intent.settings import default_config  # noqa: E402
@@ -42,8 +42,6 @@ from slot_metrics import slot_scores, spans  # noqa: E402
 HWU = Path(__file__).resolve().parents[2] / "shared" / "nlu-evaluation-data"
 HWU_DEV_PER_INTENT = 10
 INTENT_OF = lambda example: example.intent  # noqa: E731
-# SNIPS intents cut to a few examples in the unbalanced set, and how many they keep.
-UNBALANCED = {"AddToPlaylist": 15, "RateBook": 15}
 
 
 def as_examples(messages):
@@ -72,9 +70,7 @@ def data_sets(names, samples):
                 pool, dev, oos = snips_pool, snips_dev, True
             elif kind == "snips-unbalanced":
                 pool, dev, oos = snips_pool, snips_dev, True
-                cut = {i: per_intent([e for e in pool if e.intent == i], k, sample, INTENT_OF)
-                       for i, k in UNBALANCED.items()}
-                pool = [e for e in pool if e.intent not in cut] + sum(cut.values(), [])
+                pool = unbalanced(pool, sample, INTENT_OF)
             else:
                 pool, dev = hwu_split(1 + sample)
                 oos = False  # CLINC's other intents overlap HWU64's domains
