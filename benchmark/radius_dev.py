@@ -36,7 +36,7 @@ def scores(arrays, meta, network_only: bool):
     return model, {
         name: model.scores(
             arrays[f"{name}/vectors"], arrays[f"{name}/references"], arrays[f"{name}/pieces"]
-        )
+        )[0]
         for name in SETS
         if f"{name}/vectors" in arrays
     }
@@ -75,8 +75,9 @@ def main() -> None:
         meta = json.loads(open(prefix + ".json").read())
         model, scores_of = scores(arrays, meta, args.network_only)
         cells = [f"{edge}: {cell(shares(arrays, meta, scores_of, edge))}" for edge in EDGES]
-        shipped = shares(arrays, meta, scores_of, model.edge)
-        cells.append(f"shipped {model.edge:.2f}: {cell(shipped)}")
+        edge = float(model.edges[0])  # every intent's: these data sets are balanced
+        shipped = shares(arrays, meta, scores_of, edge)
+        cells.append(f"shipped {edge:.2f}: {cell(shipped)}")
         name = prefix.rsplit("/", 1)[-1]
         print(f"{name:16s} {meta['epochs']:2d} epochs  " + "  ".join(cells))
 

@@ -182,9 +182,15 @@ def test_rare_intents_beside_a_common_one_are_still_recognised(
     classifier = create({}, model_storage, resource, execution_context)
     classifier.train(data)
     rare = [(t, i) for i, texts in SHOP_IN_SCOPE.items() if i != "order_pizza" for t in texts]
-    predicted = [m.get("intent")["name"] for m in parse(classifier, *[t for t, _ in rare])]
+    messages = parse(classifier, *[t for t, _ in rare])
+    predicted = [m.get("intent")["name"] for m in messages]
     right = sum(p == i for p, (_, i) in zip(predicted, rare))
     assert right >= 0.8 * len(rare), list(zip(predicted, rare))
+    # Their messages are in scope too: FallbackClassifier's 0.5 keeps most of them. Before the
+    # rare intents had their own in-scope centre and edge it kept none of the 12 (all below
+    # 0.001); with them 9, the 3 others short requests unlike the 8 examples of their intent.
+    confidences = [m.get("intent")["confidence"] for m in messages]
+    assert sum(c >= 0.5 for c in confidences) >= 2 / 3 * len(rare), list(zip(confidences, rare))
     common = parse(classifier, *SHOP_IN_SCOPE["order_pizza"])
     assert [m.get("intent")["name"] for m in common] == ["order_pizza"] * 4
 

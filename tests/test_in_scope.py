@@ -61,9 +61,9 @@ def test_new_vectors_of_the_training_distribution_stay_in_scope(fitted):
     new_vectors, _, _ = clusters(rng, 4000, means)
     new_factors = factors(model, new_vectors)
     assert ((new_factors > 0) & (new_factors < 1)).all()
-    assert model.edge == EDGE
+    assert (model.edges == EDGE).all()
     # New vectors score as held-out training examples do: centred on 0, with spread 1.
-    scores = model.scores(new_vectors, references(new_vectors), long(len(new_vectors)))
+    scores, _ = model.scores(new_vectors, references(new_vectors), long(len(new_vectors)))
     assert abs(np.median(scores)) < 0.2
     assert np.mean(new_factors >= 0.5) > 0.99
     assert np.median(new_factors) > 0.99
@@ -101,10 +101,13 @@ def test_messages_shorter_than_most_training_examples_may_lie_farther():
     beyond = means[:1] + np.eye(1, DIMENSIONS, DIMENSIONS - 1) * 40
     short = model.short_length
     lengths = [short, 2 * short, short / 3, 1, 0]
-    scores = model.scores(np.repeat(beyond, 5, axis=0), references(means[:1]).repeat(5, 0), lengths)
-    assert scores[0] == scores[1] > model.edge + 1
+    scores, edges = model.scores(
+        np.repeat(beyond, 5, axis=0), references(means[:1]).repeat(5, 0), lengths
+    )
+    assert (edges == EDGE).all()
+    assert scores[0] == scores[1] > EDGE + 1
     less = SHORT_EXPONENT * np.log(3) / model.scales[0] / np.sqrt(2)
-    assert scores[2] == pytest.approx(scores[0] - less) and scores[2] < model.edge - 1
+    assert scores[2] == pytest.approx(scores[0] - less) and scores[2] < EDGE - 1
     # A message of one piece gets the widest allowance, and no length divides by zero.
     assert scores[4] == scores[3] <= scores[2]
 
@@ -138,7 +141,27 @@ def test_no_edge_without_two_examples_that_differ():
 def test_the_edge_widens_after_many_passes_over_the_examples(passes, edge):
     rng = np.random.default_rng(4)
     model = fit(*clusters(rng, 20, np.eye(3, DIMENSIONS) * 20), passes=passes)
-    assert model.edge == pytest.approx(edge)
+    np.testing.assert_allclose(model.edges, edge)
+
+
+def test_an_intent_whose_examples_training_repeated_gets_its_own_centre_and_edge():
+    rng = np.random.default_rng(0)
+    means = np.eye(3, DIMENSIONS) * 20
+    vectors, refs, labels = clusters(rng, 500, means)
+    rare = np.concatenate([np.flatnonzero(labels != 2), np.flatnonzero(labels == 2)[:15]])
+    plain = fit(vectors[rare], refs[rare], labels[rare], passes=2)
+    # Training repeated the 15 examples of intent 2: 20 passes over them, 2 over the others'.
+    repeated = fit(vectors[rare], refs[rare], labels[rare], passes=[2, 2, 20])
+    np.testing.assert_allclose(repeated.edges, [EDGE, EDGE, EDGE + EXTRA_EDGE / 2])
+    np.testing.assert_array_equal(repeated.centres[:2], plain.centres[:2])
+    assert (repeated.centres[2] != plain.centres[2]).all()
+    # Its new vectors lie farther from its mean of 15 than the others' from theirs: more of
+    # them stay in scope, and what lies far from every intent stays out.
+    new_vectors, _, new_labels = clusters(rng, 1000, means)
+    new_vectors = new_vectors[new_labels == 2]
+    assert np.mean(factors(plain, new_vectors) >= 0.5) < 0.98
+    assert np.mean(factors(repeated, new_vectors) >= 0.5) > 0.99
+    assert factors(repeated, rng.normal(size=(100, DIMENSIONS)) * 2 + 60).max() < 0.01
 
 
 def test_at_most_so_many_reference_vectors_of_each_intent_are_kept():
@@ -166,11 +189,18 @@ def test_arrays_give_back_the_same_model_and_refuse_inconsistent_ones(fitted):
         {"references": arrays["references"][:0]},
         {"short_length": np.array(0.0)},
         {"edge": np.array(np.inf)},
+        {"edge": np.full(len(model.means) + 1, EDGE)},
+        {"centres": np.zeros((len(model.means) + 1, 2))},
     ):
         with pytest.raises(ValueError, match="inconsistent"):
             InScopeModel.from_arrays({**arrays, **bad})
     with pytest.raises(KeyError):
         InScopeModel.from_arrays({"means": arrays["means"]})
+    # A model saved before intents had their own centre and edge holds one of each.
+    shared = {**arrays, "centres": arrays["centres"][0], "edge": np.array(EDGE)}
+    np.testing.assert_array_equal(
+        factors(InScopeModel.from_arrays(shared), vectors, lengths), factors(model, vectors, lengths)
+    )
 
 
 # With 5 examples of each of 3 intents the spread is measured on 15 held-out distances, and

@@ -9,6 +9,7 @@ from rasa_bert_intent.training import (
     balanced_rows,
     entity_labels_of,
     in_scope_rows,
+    intent_passes,
     schedule,
 )
 
@@ -58,6 +59,12 @@ def test_rare_intents_are_repeated_up_to_a_tenth_of_the_largest():
     repeats = np.bincount(rows[np.asarray(labels)[rows] == 1] - 300)
     assert repeats.max() - repeats.min() <= 1
     assert list(balanced_rows([0, 1, 1, 0])) == [0, 1, 2, 3]  # balanced data: unchanged
+
+
+def test_the_passes_over_each_intents_examples_count_their_repeats():
+    labels = [3] * 1 + [0] * 300 + [2] * 30 + [1] * 7
+    np.testing.assert_allclose(intent_passes(labels, 2), [2, 2 * 30 / 7, 2, 60])
+    np.testing.assert_allclose(intent_passes([0, 1, 1, 0], 5), [5, 5])
 
 
 def test_the_out_of_scope_statistics_read_at_most_so_many_examples_of_each_intent():

@@ -145,6 +145,15 @@ def balanced_rows(intent_labels: Sequence[int]) -> np.ndarray:
     return np.concatenate(rows)
 
 
+def intent_passes(intent_labels: Sequence[int], epochs: int) -> np.ndarray:
+    """Passes over each intent's examples (in the order of the sorted labels) in `epochs`
+    passes of `balanced_rows`."""
+    labels = np.asarray(intent_labels)
+    _, counts = np.unique(labels, return_counts=True)
+    _, rows = np.unique(labels[balanced_rows(labels)], return_counts=True)
+    return epochs * rows / counts
+
+
 @dataclass
 class FittedNetwork:
     """The trained Keras network before its export, and what it was trained on."""
@@ -287,7 +296,7 @@ def fit_in_scope(
         outputs.reference_vectors,
         [intent_labels[row] for row in rows],
         [len(token_id_lists[row]) for row in rows],
-        epochs,
+        intent_passes(intent_labels, epochs),
         seed,
     )
     if in_scope is None:
