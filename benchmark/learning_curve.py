@@ -6,8 +6,8 @@ sample), tested on the 700 SNIPS test queries; CLINC150 dev and out_of_scope.yml
 out-of-scope figures. The unbalanced assistant: all of SNIPS' training queries but
 UNBALANCED's intents, cut to 15 each (draws with the same seeds), tested the same way; its
 "small intents acc" is the accuracy on the test queries of the cut intents. HWU64: each fold's
-train.json (all, or k per intent of it), tested on
-the same fold's test.json; no out-of-scope set (CLINC's intents overlap HWU64's). Every run
+train.json (all, or k per intent of it), tested on the same fold's test.json; no out-of-scope
+set (CLINC's intents overlap HWU64's). Every run
 goes through systems.benchmark, as `make benchmark` does. Writes benchmark/results/curve/:
 curve.json, curve.md (the tables) and curve.png (intent accuracy and span F1 against the
 examples per intent).
@@ -80,7 +80,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=3, help="draws per size for ours")
     parser.add_argument("--diet-samples", type=int, default=1, help="draws per size for DIET")
     parser.add_argument("--diet-epochs", type=int, default=100)
-    parser.add_argument("--diet-sizes", type=int, nargs="*", help="SNIPS sizes for DIET (all); the unbalanced assistant's is 15")
+    parser.add_argument("--diet-sizes", type=int, nargs="*",
+                        help="SNIPS sizes for DIET (all); the unbalanced assistant's is 15")
     parser.add_argument("--unbalanced", type=int, default=3,
                         help="draws of the unbalanced assistant for ours (DIET: --diet-samples)")
     parser.add_argument("--hwu-sizes", type=int, nargs="+", default=[10, 0])

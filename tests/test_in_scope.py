@@ -198,9 +198,8 @@ def test_arrays_give_back_the_same_model_and_refuse_inconsistent_ones(fitted):
         InScopeModel.from_arrays({"means": arrays["means"]})
     # A model saved before intents had their own centre and edge holds one of each.
     shared = {**arrays, "centres": arrays["centres"][0], "edge": np.array(EDGE)}
-    np.testing.assert_array_equal(
-        factors(InScopeModel.from_arrays(shared), vectors, lengths), factors(model, vectors, lengths)
-    )
+    before = InScopeModel.from_arrays(shared)
+    np.testing.assert_array_equal(factors(before, vectors, lengths), factors(model, vectors, lengths))
 
 
 # With 5 examples of each of 3 intents the spread is measured on 15 held-out distances, and

@@ -14,8 +14,9 @@ about 1 well inside an edge of a few standard deviations, 0.5 at it and near 0 b
 intent probabilities times this factor are the confidences, so `FallbackClassifier`'s threshold
 of 0.5 falls back at the edge. The median and the edge are those of the intent whose mean lies
 nearest: the same for every intent, but for the rare intents whose examples training repeated
-(they have their own held-out median, and an edge for the passes over their examples). Chosen on the SNIPS dev split, SNIPS subsamples, an HWU64 dev
-split, benchmark/casual_dev.yml and CLINC150's out-of-scope queries (docs/out-of-scope.md).
+(they have their own held-out median, and an edge for the passes over their examples). Chosen
+on the SNIPS dev split, SNIPS subsamples, an HWU64 dev split, benchmark/casual_dev.yml and
+CLINC150's out-of-scope queries (docs/out-of-scope.md).
 """
 
 import math
@@ -28,8 +29,8 @@ from sklearn.covariance import ledoit_wolf
 # examples, held out or not, so after many passes over them their distances understate a new
 # message's: the edge grows from EDGE at FEW_PASSES passes (or fewer) to EDGE + EXTRA_EDGE at
 # MANY_PASSES (or more), linearly in the passes' logarithm, for each intent by the passes over
-# its examples. On the dev data (the SNIPS dev split
-# and half of the out-of-scope sets; docs/out-of-scope.md, "Two spaces"): 10 examples per intent
+# its examples. On the dev data (the SNIPS dev split and half of the out-of-scope sets;
+# docs/out-of-scope.md, "Two spaces"): 10 examples per intent
 # (40 passes), five samples: 4.4% of dev queries falling back, 75% of out-of-scope caught (3.0%
 # to 6.6%, 57% to 85%); 50 per intent (9 passes) 1.4%, 87%; all of SNIPS (2 passes) 0.4%, 96%.
 # A wider edge at 40 passes let 6 of the 20 out-of-scope messages of tests/small_assistant.py
