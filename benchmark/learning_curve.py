@@ -107,22 +107,24 @@ def main() -> None:
     snips_train, snips_test = read_source(args.snips)
     snips_test_file = args.out / "data" / "snips-test.yml"
     write_nlu_yaml(snips_test, snips_test_file)
-    for size in args.sizes:
-        for sample in range(max(args.samples, 0 if args.skip_diet else args.diet_samples)):
-            train = per_intent(snips_train, size, SAMPLE_SEEDS[sample % len(SAMPLE_SEEDS)])
-            if sample < args.samples:
-                jobs.append(("snips", size, "ours", sample, OURS, train, snips_test_file))
-            diet_size = args.diet_sizes is None or size in args.diet_sizes
+
+    def snips_jobs(data: str, size: int, samples: int, draw) -> None:
+        """Jobs of `samples` draws for ours (and DIET's) of SNIPS' training queries; `draw`
+        gives the messages of a seed."""
+        diet_size = args.diet_sizes is None or size in args.diet_sizes
+        for sample in range(max(samples, 0 if args.skip_diet else args.diet_samples)):
+            train = draw(SAMPLE_SEEDS[sample % len(SAMPLE_SEEDS)])
+            if sample < samples:
+                jobs.append((data, size, "ours", sample, OURS, train, snips_test_file))
             if not args.skip_diet and diet_size and sample < args.diet_samples:
-                jobs.append(("snips", size, "diet", sample, diet, train, snips_test_file))
-    small = min(UNBALANCED.values())
-    for sample in range(max(args.unbalanced, 0 if args.skip_diet else args.diet_samples)):
-        train = unbalanced(snips_train, SAMPLE_SEEDS[sample % len(SAMPLE_SEEDS)])
-        if sample < args.unbalanced:
-            jobs.append(("snips-unbalanced", small, "ours", sample, OURS, train, snips_test_file))
-        diet_size = args.diet_sizes is None or small in args.diet_sizes
-        if not args.skip_diet and diet_size and sample < args.diet_samples:
-            jobs.append(("snips-unbalanced", small, "diet", sample, diet, train, snips_test_file))
+                jobs.append((data, size, "diet", sample, diet, train, snips_test_file))
+
+    for size in args.sizes:
+        snips_jobs("snips", size, args.samples, lambda seed: per_intent(snips_train, size, seed))
+    snips_jobs(
+        "snips-unbalanced", min(UNBALANCED.values()), args.unbalanced,
+        lambda seed: unbalanced(snips_train, seed),
+    )
     for fold in [] if args.skip_hwu else args.hwu_folds:
         folder = HWU / f"fold{fold:02d}"
         messages = load_data(str(folder / "train.json")).nlu_examples
