@@ -12,8 +12,9 @@ defaults, and `training.NAME=value` for the schedule's constants. The served mod
 training.train gives is scored (its time is the training's, export and out-of-scope statistics
 included). Printed per data set and configuration: intent accuracy on dev, the share of dev
 queries that config.yml's FallbackClassifier would send to `nlu_fallback` (and the share it would
-send on the plain softmax probabilities, without the in-scope factor), span F1, and for
-SNIPS the share of out-of-scope messages (CLINC150 dev and out_of_scope.yml) caught.
+send on the plain softmax probabilities, without the in-scope factor), span F1, sentence
+accuracy (intent and every span right), and for SNIPS the share of out-of-scope messages
+(CLINC150 dev and out_of_scope.yml) caught.
 """
 
 import argparse
@@ -116,6 +117,7 @@ def evaluate(config, train, dev, oos_texts):
         # What the softmax alone sends to nlu_fallback, without the in-scope factor.
         "softmax_fallback": 100 * np.mean(out_of_scope.rows_falling_back(probabilities)),
         "f1": slots["slot_f1"],
+        "sentence_acc": slots["sentence_accuracy"],
         "train_s": seconds,
     }
     counts = Counter(e.intent for e in train)
