@@ -118,7 +118,8 @@ def main() -> None:
             f"    slot F1 {slots['slot_f1']:.2f} (precision {slots['slot_precision']:.2f}, "
             f"recall {slots['slot_recall']:.2f}), sentence accuracy "
             f"{slots['sentence_accuracy']:.2f}%, {broken} dev queries with an I tag that "
-            f"continues no entity of its label",
+            f"continues no entity of its label; errors by kind: "
+            + ", ".join(f"{kind} {n}" for kind, n in slots["slot_error_kinds"].items()),
             flush=True,
         )
         argmax_slots = slot_scores(expected_spans, argmax_spans, intents_right)

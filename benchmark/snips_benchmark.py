@@ -244,6 +244,10 @@ def markdown(results: Dict) -> str:
             for e in r["misclassified"]
         ]
         lines += ["", f"Slot errors of {name} ({len(r.get('slot_errors', []))} queries):", ""]
+        if r.get("slot_error_kinds"):
+            lines[-2] += " By kind: " + ", ".join(
+                f"{kind} {count}" for kind, count in r["slot_error_kinds"].items()
+            ) + "."
         if r.get("word_rule_changed") is not None:
             lines[-2] += (
                 f" The word rule (no entity cuts a token at inner punctuation) changed the "
