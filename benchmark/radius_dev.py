@@ -1,7 +1,7 @@
 """Compares edges of the in-scope factor on what benchmark/radius_features.py wrote: the share of
 dev queries (SNIPS' dev split or an HWU64 fold's) and of casual_dev.yml's short and casual
 requests that fall back, and the share of out-of-scope messages caught (half A of each set, see
-out_of_scope.half_a), with FallbackClassifier as config.yml sets it.
+out_of_scope.half_a), with FallbackClassifier as config.yml sets it; and the dev accuracy.
 
     PYTHONPATH=benchmark .venv/bin/python benchmark/radius_dev.py results/radius-dev/k10-seed3
 
@@ -42,13 +42,16 @@ def scores(arrays, meta, network_only: bool):
     }
 
 
-def shares(arrays, meta, scores_of, edge: float):
+def shares(arrays, meta, model, scores_of, edge: float):
     """{set: % falling back} at the edge."""
     result = {}
     for name, score in scores_of.items():
         with np.errstate(over="ignore"):
             factors = 1.0 / (1.0 + np.exp(in_scope.STEEPNESS * (score - edge)))
-        fell = rows_falling_back(arrays[f"{name}/probabilities"] * factors[:, None])
+        probabilities = model.with_neighbours(
+            arrays[f"{name}/probabilities"], arrays[f"{name}/references"]
+        )
+        fell = rows_falling_back(probabilities * factors[:, None])
         if name in OUT_OF_SCOPE:
             fell = fell[half_a(name, meta["sets"][name][1])]
         result[name] = 100 * fell.mean()
@@ -74,12 +77,20 @@ def main() -> None:
         arrays = dict(np.load(prefix + ".npz"))
         meta = json.loads(open(prefix + ".json").read())
         model, scores_of = scores(arrays, meta, args.network_only)
-        cells = [f"{edge}: {cell(shares(arrays, meta, scores_of, edge))}" for edge in EDGES]
+        cells = [
+            f"{edge}: {cell(shares(arrays, meta, model, scores_of, edge))}" for edge in EDGES
+        ]
         edge = float(model.edges[0])  # every intent's: these data sets are balanced
-        shipped = shares(arrays, meta, scores_of, edge)
+        shipped = shares(arrays, meta, model, scores_of, edge)
         cells.append(f"shipped {edge:.2f}: {cell(shipped)}")
         name = prefix.rsplit("/", 1)[-1]
-        print(f"{name:16s} {meta['epochs']:2d} epochs  " + "  ".join(cells))
+        predicted = model.with_neighbours(arrays["dev/probabilities"], arrays["dev/references"])
+        intents = np.array(meta["intents"])[predicted.argmax(axis=1)]
+        accuracy = 100 * np.mean(intents == np.array(meta["sets"]["dev"][1]))
+        print(
+            f"{name:16s} {meta['epochs']:2d} epochs, dev accuracy {accuracy:4.1f}%  "
+            + "  ".join(cells)
+        )
 
 
 if __name__ == "__main__":

@@ -135,18 +135,18 @@ def test_out_of_scope_messages_get_low_confidences_unless_turned_off(
         classifier.train(data)
         results[detection] = parse(classifier, *texts)
     with_detection, plain = results[True], results[False]
-    # The same network: the detection scales every confidence of a message by one factor.
+    # The same network: with the detection each intent's probability is weighed by the
+    # message's nearest training examples in the pretrained space, and all of them by one
+    # factor (in_scope.py), so a message's confidences sum to its factor, and an intent the
+    # network is sure of stays first; without it, the plain softmax.
     for scaled, softmax in zip(with_detection, plain):
-        assert scaled.get("intent")["name"] == softmax.get("intent")["name"]
-        factor = scaled.get("intent")["confidence"] / softmax.get("intent")["confidence"]
-        assert 0.0 <= factor <= 1.0
-        for scaled_entry, entry in zip(
-            scaled.get("intent_ranking"), softmax.get("intent_ranking")
-        ):
-            assert scaled_entry["name"] == entry["name"]
-            assert scaled_entry["confidence"] == pytest.approx(
-                entry["confidence"] * factor, rel=1e-4, abs=1e-6
-            )
+        factor = sum(r["confidence"] for r in scaled.get("intent_ranking"))
+        assert 0.0 <= factor <= 1.0 + 1e-5
+        assert scaled.get("intent")["name"] == scaled.get("intent_ranking")[0]["name"]
+        names = {r["name"] for r in softmax.get("intent_ranking")}
+        assert {r["name"] for r in scaled.get("intent_ranking")} == names == set(SHOP_EXAMPLES)
+        if softmax.get("intent")["confidence"] > 0.99:
+            assert scaled.get("intent")["name"] == softmax.get("intent")["name"], scaled.get("text")
         assert sum(r["confidence"] for r in softmax.get("intent_ranking")) == pytest.approx(1.0)
 
     def kept(messages):
@@ -165,9 +165,12 @@ def test_out_of_scope_messages_get_low_confidences_unless_turned_off(
     assert len(wrong_but_kept) <= 1
     # With the defaults seed 42 kept all 16 and let 2 of the 20 through ("remind me to call my
     # mother", "how do i reset my password", both as cancel_order); the network's distance
-    # alone kept 15 and let 1 through.
+    # alone kept 15 and let 1 through. The neighbours' weight (2026-12-03) made a third one
+    # surer than the network was: "set an alarm for 7 am", 0.57 for order_pizza without the
+    # detection, 0.58 for opening_hours with it; on SNIPS dev data it caught more out-of-scope
+    # messages than before (docs/out-of-scope.md, "Neighbours").
     assert kept(with_detection[:n]) >= 12
-    assert kept(with_detection[n:]) <= 2
+    assert kept(with_detection[n:]) <= 3
     assert kept(plain[:n]) == 16
     assert kept(plain[n:]) >= 15  # the plain softmax is sure of most out-of-scope messages
 

@@ -89,11 +89,13 @@ class TrainedModel:
 
     def confidences(self, outputs: Outputs, lengths: Sequence[int]) -> np.ndarray:
         """The intent confidences `[messages, intents]` of the predictor's outputs for messages
-        of `lengths` word pieces: the probabilities times each message's in-scope factor."""
+        of `lengths` word pieces: the probabilities, weighted by the nearest training examples
+        in the pretrained space, times each message's in-scope factor."""
         if self.in_scope is None:
             return outputs.probabilities
-        factors = self.in_scope.factors(outputs.vectors, outputs.reference_vectors, lengths)
-        return outputs.probabilities * factors[:, None]
+        return self.in_scope.confidences(
+            outputs.probabilities, outputs.vectors, outputs.reference_vectors, lengths
+        )
 
 
 @dataclass
