@@ -17,10 +17,11 @@ def default_config() -> Dict[Text, Any]:
     return {
         # Predict `intent` and `intent_ranking`, as DIET's setting of the same name.
         "intent_classification": True,
-        # Scale the intent confidences down for messages far from every intent's training
-        # examples (components/rasa_bert_intent/in_scope.py), so that FallbackClassifier's
-        # threshold of 0.5 catches out-of-scope messages; false gives the plain softmax
-        # probabilities, which are near 1 for most messages of any kind.
+        # Weigh the intents by the message's nearest training examples in the pretrained
+        # encoder's space, and scale the confidences down for messages far from every intent's
+        # training examples (components/rasa_bert_intent/in_scope.py), so that
+        # FallbackClassifier's threshold of 0.5 catches out-of-scope messages; false gives the
+        # plain softmax probabilities, which are near 1 for most messages of any kind.
         "out_of_scope_detection": True,
         # Predict entities, trained on the NLU data's annotations, as DIET's setting of the
         # same name. Data without annotations trains no tagging head and predicts none.
