@@ -196,7 +196,8 @@ def test_arrays_give_back_the_same_model_and_refuse_inconsistent_ones(fitted):
     ):
         with pytest.raises(ValueError, match="inconsistent"):
             InScopeModel.from_arrays({**arrays, **bad})
-    for bad_labels in (arrays["reference_labels"][:-1], np.zeros_like(arrays["reference_labels"])):
+    labels = arrays["reference_labels"]
+    for bad_labels in (labels[:-1], np.zeros_like(labels), labels.astype(float)):
         with pytest.raises(ValueError, match="inconsistent"):
             InScopeModel.from_arrays({**arrays, "reference_labels": bad_labels})
     with pytest.raises(KeyError):

@@ -100,9 +100,11 @@ class InScopeModel:
         references = np.asarray(references, np.float32)
         if reference_labels is not None:
             reference_labels = np.asarray(reference_labels)
-            if reference_labels.shape != (len(references),) or not set(
-                reference_labels.tolist()
-            ) == set(range(len(means))):
+            if (
+                reference_labels.dtype.kind not in "iu"
+                or reference_labels.shape != (len(references),)
+                or set(reference_labels.tolist()) != set(range(len(means)))
+            ):
                 raise ValueError("the out-of-scope statistics have inconsistent shapes or values")
         centres, scales = np.asarray(centres, np.float64), np.asarray(scales, np.float64)
         edges = np.asarray(edges, np.float64)
@@ -270,6 +272,8 @@ class InScopeModel:
 
     def to_arrays(self) -> Dict[str, np.ndarray]:
         """The fitted values as arrays, for `np.savez`."""
+        labels = self.reference_labels
+        labels = {} if labels is None else {"reference_labels": labels}
         return {
             "means": self.means,
             "precision": self.precision,
@@ -278,7 +282,7 @@ class InScopeModel:
             "centres": self.centres,
             "scales": self.scales,
             "edge": self.edges,
-            **({} if self.reference_labels is None else {"reference_labels": self.reference_labels}),
+            **labels,
         }
 
     @classmethod
