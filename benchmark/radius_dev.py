@@ -42,16 +42,13 @@ def scores(arrays, meta, network_only: bool):
     }
 
 
-def shares(arrays, meta, model, scores_of, edge: float):
-    """{set: % falling back} at the edge."""
+def shares(meta, probabilities, scores_of, edge: float):
+    """{set: % falling back} at the edge, of each set's weighted probabilities."""
     result = {}
     for name, score in scores_of.items():
         with np.errstate(over="ignore"):
             factors = 1.0 / (1.0 + np.exp(in_scope.STEEPNESS * (score - edge)))
-        probabilities = model.with_neighbours(
-            arrays[f"{name}/probabilities"], arrays[f"{name}/references"]
-        )
-        fell = rows_falling_back(probabilities * factors[:, None])
+        fell = rows_falling_back(probabilities[name] * factors[:, None])
         if name in OUT_OF_SCOPE:
             fell = fell[half_a(name, meta["sets"][name][1])]
         result[name] = 100 * fell.mean()
@@ -77,15 +74,17 @@ def main() -> None:
         arrays = dict(np.load(prefix + ".npz"))
         meta = json.loads(open(prefix + ".json").read())
         model, scores_of = scores(arrays, meta, args.network_only)
-        cells = [
-            f"{edge}: {cell(shares(arrays, meta, model, scores_of, edge))}" for edge in EDGES
-        ]
+        probabilities = {}  # each set's, weighted by the neighbours once for every edge
+        for name in scores_of:
+            probabilities[name] = model.with_neighbours(
+                arrays[f"{name}/probabilities"], arrays[f"{name}/references"]
+            )
+        cells = [f"{edge}: {cell(shares(meta, probabilities, scores_of, edge))}" for edge in EDGES]
         edge = float(model.edges[0])  # every intent's: these data sets are balanced
-        shipped = shares(arrays, meta, model, scores_of, edge)
+        shipped = shares(meta, probabilities, scores_of, edge)
         cells.append(f"shipped {edge:.2f}: {cell(shipped)}")
         name = prefix.rsplit("/", 1)[-1]
-        predicted = model.with_neighbours(arrays["dev/probabilities"], arrays["dev/references"])
-        intents = np.array(meta["intents"])[predicted.argmax(axis=1)]
+        intents = np.array(meta["intents"])[probabilities["dev"].argmax(axis=1)]
         accuracy = 100 * np.mean(intents == np.array(meta["sets"]["dev"][1]))
         print(
             f"{name:16s} {meta['epochs']:2d} epochs, dev accuracy {accuracy:4.1f}%  "
