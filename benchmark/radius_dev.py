@@ -6,33 +6,33 @@ out_of_scope.half_a), with FallbackClassifier as config.yml sets it; and the dev
     PYTHONPATH=benchmark .venv/bin/python benchmark/radius_dev.py results/radius-dev/k10-seed3
 
 Each column is one edge in standard deviations, the last the shipped one (which grows with the
-epochs the schedule chose); `--network-only` scores with the fine-tuned network's distance
-alone (the pretrained encoder's weight set to 0), as before 2026-12-02's second change.
+epochs the schedule chose); `--network-weight 0.5` weighs the two distances as before
+2026-12-03 (in_scope.NETWORK_WEIGHT), and `--network-weight 1` scores with the fine-tuned
+network's distance alone, as before 2026-12-02's second change.
 """
 
 import argparse
 import json
-import math
 
 import numpy as np
 
 import rasa_bert_intent.in_scope as in_scope
 from out_of_scope import half_a, rows_falling_back
 
-EDGES = (2.75, 3.0, 3.25, 3.5, 3.75, 4.0, 4.25)
+EDGES = (2.0, 2.25, 2.5, 2.75, 3.0, 3.5, 4.0)
 OUT_OF_SCOPE = ("clinc_oos", "clinc_other", "ours")
 SETS = ("dev", "short", "casual", *OUT_OF_SCOPE)
 
 
-def scores(arrays, meta, network_only: bool):
+def scores(arrays, meta, network_weight: float):
     """{set: in-scope score} of each message, of the statistics of the training examples."""
     labels = [meta["intents"].index(intent) for intent in meta["sets"]["train"][1]]
     model = in_scope.InScopeModel.fit(
         arrays["train/vectors"], arrays["train/references"], labels, arrays["train/pieces"],
         meta["epochs"], seed=42,
     )
-    if network_only:  # the score in the network's standard deviations alone
-        model.scales = np.array([model.scales[0] / math.sqrt(2), np.inf])
+    weighed = {**model.to_arrays(), "network_weight": np.array(network_weight)}
+    model = in_scope.InScopeModel.from_arrays(weighed)
     return model, {
         name: model.scores(
             arrays[f"{name}/vectors"], arrays[f"{name}/references"], arrays[f"{name}/pieces"]
@@ -67,13 +67,13 @@ def cell(f) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("prefixes", nargs="+")
-    parser.add_argument("--network-only", action="store_true")
+    parser.add_argument("--network-weight", type=float, default=in_scope.NETWORK_WEIGHT)
     args = parser.parse_args()
     print("falling back: dev / short / casual | out of scope caught (mean of the 3 sets)")
     for prefix in args.prefixes:
         arrays = dict(np.load(prefix + ".npz"))
         meta = json.loads(open(prefix + ".json").read())
-        model, scores_of = scores(arrays, meta, args.network_only)
+        model, scores_of = scores(arrays, meta, args.network_weight)
         probabilities = {}  # each set's, weighted by the neighbours once for every edge
         for name in scores_of:
             probabilities[name] = model.with_neighbours(

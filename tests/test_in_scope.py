@@ -9,6 +9,7 @@ from rasa_bert_intent.in_scope import (
     REFERENCES_PER_INTENT,
     SHORT_EXPONENT,
     NEIGHBOUR_WEIGHT,
+    NETWORK_WEIGHT,
     InScopeModel,
 )
 
@@ -63,11 +64,13 @@ def test_new_vectors_of_the_training_distribution_stay_in_scope(fitted):
     new_factors = factors(model, new_vectors)
     assert ((new_factors > 0) & (new_factors < 1)).all()
     assert (model.edges == EDGE).all()
-    # New vectors score as held-out training examples do: centred on 0, with spread 1.
+    # New vectors score as held-out training examples do: centred on 0. The two distances of
+    # these vectors go together (one space is a rotation of the other), so the weighted sum
+    # spreads wider than two independent ones would: 1.26 standard deviations, not 1.
     scores, _ = model.scores(new_vectors, references(new_vectors), long(len(new_vectors)))
     assert abs(np.median(scores)) < 0.2
-    # An edge of 2.75 standard deviations keeps about 98.5% of them here.
-    assert np.mean(new_factors >= 0.5) > 0.98
+    # An edge of 2.25 standard deviations (1.8 of this spread) keeps about 97% of them here.
+    assert np.mean(new_factors >= 0.5) > 0.96
     assert np.median(new_factors) > 0.99
 
 
@@ -97,19 +100,22 @@ def test_messages_shorter_than_most_training_examples_may_lie_farther():
     model = fit(vectors, refs, labels, lengths)
     # The 10th percentile of the training examples' lengths.
     assert model.short_length == np.quantile(lengths, 0.1)
-    # A vector out along a well-spread dimension, far in the network's space: from the short
-    # length up its score does not depend on the length; at a third of it the network's
-    # distance counts 3 ** SHORT_EXPONENT (5.2) times less, enough to take it in.
-    beyond = means[:1] + np.eye(1, DIMENSIONS, DIMENSIONS - 1) * 40
+    # A vector out along a well-spread dimension, far in the network's space and a little off
+    # the mean in the pretrained one: from the short length up its score does not depend on the
+    # length; at a third of it the network's distance counts 3 ** SHORT_EXPONENT (5.2) times
+    # less, enough to take it in.
+    offset = np.eye(1, DIMENSIONS, DIMENSIONS - 1)
+    beyond, near = means[:1] + offset * 40, means[:1] + offset * 6
     short = model.short_length
     lengths = [short, 2 * short, short / 3, 1, 0]
     scores, edges = model.scores(
-        np.repeat(beyond, 5, axis=0), references(means[:1]).repeat(5, 0), lengths
+        np.repeat(beyond, 5, axis=0), references(near).repeat(5, 0), lengths
     )
     assert (edges == EDGE).all()
-    assert scores[0] == scores[1] > EDGE + 1
-    less = SHORT_EXPONENT * np.log(3) / model.scales[0] / np.sqrt(2)
-    assert scores[2] == pytest.approx(scores[0] - less) and scores[2] < EDGE - 1
+    assert scores[0] == scores[1] > EDGE + 0.5
+    weight = NETWORK_WEIGHT / np.hypot(NETWORK_WEIGHT, 1 - NETWORK_WEIGHT)
+    less = SHORT_EXPONENT * np.log(3) / model.scales[0] * weight
+    assert scores[2] == pytest.approx(scores[0] - less) and scores[2] < EDGE - 0.5
     # A message of one piece gets the widest allowance, and no length divides by zero.
     assert scores[4] == scores[3] <= scores[2]
 
@@ -161,8 +167,8 @@ def test_an_intent_whose_examples_training_repeated_gets_its_own_centre_and_edge
     # them stay in scope, and what lies far from every intent stays out.
     new_vectors, _, new_labels = clusters(rng, 1000, means)
     new_vectors = new_vectors[new_labels == 2]
-    assert np.mean(factors(plain, new_vectors) >= 0.5) < 0.95
-    assert np.mean(factors(repeated, new_vectors) >= 0.5) > 0.98
+    assert np.mean(factors(plain, new_vectors) >= 0.5) < 0.9
+    assert np.mean(factors(repeated, new_vectors) >= 0.5) > 0.95
     assert factors(repeated, rng.normal(size=(100, DIMENSIONS)) * 2 + 60).max() < 0.01
 
 
@@ -193,6 +199,8 @@ def test_arrays_give_back_the_same_model_and_refuse_inconsistent_ones(fitted):
         {"edge": np.array(np.inf)},
         {"edge": np.full(len(model.means) + 1, EDGE)},
         {"centres": np.zeros((len(model.means) + 1, 2))},
+        {"network_weight": np.array(1.5)},
+        {"network_weight": np.array(np.nan)},
     ):
         with pytest.raises(ValueError, match="inconsistent"):
             InScopeModel.from_arrays({**arrays, **bad})
@@ -206,12 +214,21 @@ def test_arrays_give_back_the_same_model_and_refuse_inconsistent_ones(fitted):
     shared = {**arrays, "centres": arrays["centres"][0], "edge": np.array(EDGE)}
     before = InScopeModel.from_arrays(shared)
     np.testing.assert_array_equal(factors(before, vectors, lengths), factors(model, vectors, lengths))
+    # One saved before the network's weight was stored weighs both distances alike, as then.
+    assert copy.network_weight == model.network_weight == NETWORK_WEIGHT
+    unweighted = {k: v for k, v in arrays.items() if k != "network_weight"}
+    alike = InScopeModel.from_arrays({**arrays, "network_weight": np.array(0.5)})
+    old = InScopeModel.from_arrays(unweighted)
+    assert old.network_weight == 0.5
+    np.testing.assert_array_equal(factors(old, vectors, lengths), factors(alike, vectors, lengths))
+    assert not np.array_equal(factors(old, vectors, lengths), factors(model, vectors, lengths))
 
 
 # With 5 examples of each of 3 intents the spread is measured on 15 held-out distances, and
 # the edge moves with their draw (on SNIPS dev data at 5 per intent, 16% of in-scope queries
-# fell back, half of them for the softmax alone; docs/out-of-scope.md).
-@pytest.mark.parametrize("per_class, kept", [(5, 0.75), (10, 0.97), (50, 0.97), (2000, 0.97)])
+# fell back, half of them for the softmax alone; docs/out-of-scope.md). The two spaces here move
+# together, so the score spreads wider than 1 (see the first test): about 97% stay in scope.
+@pytest.mark.parametrize("per_class, kept", [(5, 0.75), (10, 0.95), (50, 0.95), (2000, 0.95)])
 def test_the_edge_holds_new_vectors_whatever_the_examples_per_intent(per_class, kept):
     rng = np.random.default_rng(2)
     means = np.eye(3, DIMENSIONS) * 20
