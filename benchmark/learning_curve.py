@@ -41,6 +41,7 @@ FIGURES = [
     ("out_of_scope_fallback_pct", "out of scope caught %"),
     ("train_seconds", "training s"),
     ("train_peak_rss_mb", "peak RSS MB"),
+    ("latency_p50_ms", "p50 ms"),
 ]
 
 
