@@ -60,8 +60,11 @@ benchmark: $(INSTALLED)
 learning-curve: $(INSTALLED)
 	$(BIN)/python benchmark/learning_curve.py --snips $(SNIPS) $(CURVE_ARGS)
 
+# Test files in TEST_WORKERS processes (pytest-xdist), each file's tests in one of them, so
+# that a file's trained models are trained once; TEST_WORKERS=0: all in this process.
+TEST_WORKERS ?= 2
 test: $(INSTALLED)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) models results .rasa data/nlu.yml test_data
