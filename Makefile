@@ -52,8 +52,11 @@ run: train evaluate
 
 # Ours (3 seeds) and Rasa's default DIET pipeline, trained and tested side by side: over an
 # hour on 2 CPU cores. Quicker: make benchmark BENCHMARK_ARGS="--seeds 42 --skip-diet".
+# Then one message's forward pass through the exported network, timed beside TensorFlow Lite
+# (and beside an earlier export: FORWARD_ARGS="--compare before=path/to/model.onnx").
 benchmark: $(INSTALLED)
 	$(BIN)/python benchmark/snips_benchmark.py --snips $(SNIPS) $(BENCHMARK_ARGS)
+	$(BIN)/python benchmark/forward_pass.py --snips $(SNIPS) $(FORWARD_ARGS)
 
 # Ours and DIET from 5 examples per intent to all, on SNIPS and HWU64 (../shared): many hours
 # with DIET's 100 epochs. Quicker: make learning-curve CURVE_ARGS="--samples 1 --skip-diet".

@@ -158,6 +158,7 @@ def summary(runs: List[Dict]) -> Dict:
         "errors_of_all_test_queries",
         "train_seconds",
         "train_peak_rss_mb",
+        "export_seconds",
         "archive_mb",
         "latency_p50_ms",
         "latency_p95_ms",
@@ -192,7 +193,8 @@ def markdown(results: Dict) -> str:
         "is the micro average of `rasa test nlu`'s per-token entity report.",
         "",
         "| System | Intent accuracy % | Slot F1 | Sentence accuracy % | Rasa entity F1 "
-        "| Intent errors (of all) | Training | Peak RSS | Archive | p50 / p95 per message "
+        "| Intent errors (of all) | Training (export) | Training's peak RSS | Archive "
+        "| p50 / p95 per message "
         "| `rasa test nlu` | Cores busy, training / parsing | Source |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -213,8 +215,8 @@ def markdown(results: Dict) -> str:
             f"{ours['accuracy']['max']:.2f}) | **{mean('slot_f1')}** "
             f"| **{mean('sentence_accuracy')}** | {mean('rasa_entity_f1')} "
             f"| {ours['errors']['mean']:.1f} ({ours['errors_of_all_test_queries']['mean']:.1f}) "
-            f"| {ours['train_seconds']['mean'] / 60:.1f} min "
-            f"| {ours['train_peak_rss_mb']['mean'] / 1024:.1f} GB "
+            f"| {ours['train_seconds']['mean'] / 60:.1f} min ({mean('export_seconds')} s) "
+            f"| {ours['train_peak_rss_mb']['mean']:,.0f} MiB "
             f"| {ours['archive_mb']['mean']:.0f} MB "
             f"| {ours['latency_p50_ms']['mean']:.2f} / {ours['latency_p95_ms']['mean']:.2f} ms "
             f"| {mean('test_seconds')} s | | measured |"
@@ -224,8 +226,8 @@ def markdown(results: Dict) -> str:
             f"| {name} | {r['accuracy']:.2f} | {figure(r.get('slot_f1'))} "
             f"| {figure(r.get('sentence_accuracy'))} | {figure(r.get('rasa_entity_f1'))} "
             f"| {r['errors']} ({r['errors_of_all_test_queries']}) "
-            f"| {r['train_seconds'] / 60:.1f} min "
-            f"| {r['train_peak_rss_mb'] / 1024:.1f} GB | {r['archive_mb']:.0f} MB "
+            f"| {r['train_seconds'] / 60:.1f} min{_export(r)} "
+            f"| {r['train_peak_rss_mb']:,} MiB | {r['archive_mb']:.0f} MB "
             f"| {r['latency_p50_ms']:.2f} / {r['latency_p95_ms']:.2f} ms "
             f"| {figure(r.get('test_seconds'), 1)} s "
             f"| {r['train_cpu_cores_busy']:.1f} / {r['latency_cpu_cores_busy']:.1f} | measured |"
@@ -313,6 +315,12 @@ def out_of_scope_table(results: Dict) -> List[str]:
             for e in kept
         ]
     return lines
+
+
+def _export(run: Dict) -> str:
+    """The export's seconds of a run, in parentheses, if it had one."""
+    seconds = run.get("export_seconds")
+    return "" if seconds is None else f" ({seconds:.1f} s)"
 
 
 def _spans_text(text: str, entity_spans: List) -> str:

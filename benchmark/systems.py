@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import statistics
@@ -28,6 +29,8 @@ HERE = Path(__file__).resolve().parent
 REPOSITORY = HERE.parent
 RASA = str(Path(sys.executable).with_name("rasa"))
 WARM_UP_MESSAGES = 50
+# What our component logs after its export (training.train); DIET has no export.
+EXPORT_LOG = re.compile(rb"exported the network to ONNX \(\w+\) and loaded it in ([0-9.]+) s")
 
 OURS = [{"name": "rasa_bert_intent.BertIntentClassifier"}]
 # Rasa's recommended default NLU pipeline (the one `rasa init` writes), intent and entity parts.
@@ -80,8 +83,10 @@ def benchmark(
             str(folder),
             "--fixed-model-name",
             "model",
-        ]
+        ],
+        keep_stderr=True,
     )
+    export = EXPORT_LOG.search(train["stderr"])
     model = folder / "model.tar.gz"
     tested = run(
         [
@@ -153,6 +158,7 @@ def benchmark(
         "train_seconds": train["seconds"],
         "train_peak_rss_mb": train["peak_rss_mb"],
         "train_cpu_cores_busy": train["cores_busy"],
+        "export_seconds": float(export.group(1)) if export else None,
         # `rasa test nlu`, start to end: loading the model, then parsing each distinct query.
         "test_seconds": tested["seconds"],
         "archive_mb": model.stat().st_size / 1e6,
@@ -161,19 +167,32 @@ def benchmark(
     }
 
 
-def run(command: List[str], capture: bool = False) -> Dict:
-    """Runs a command; its wall time, peak memory and CPU use, and what it printed if captured."""
+def run(command: List[str], capture: bool = False, keep_stderr: bool = False) -> Dict:
+    """Runs a command; its wall time, peak memory and CPU use, and what it printed if captured
+    (stdout) or kept (stderr, which is still shown as it comes)."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        command, cwd=REPOSITORY, stdout=subprocess.PIPE if capture else None, text=True
+        command,
+        cwd=REPOSITORY,
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.PIPE if keep_stderr else None,
+        text=capture,
     )
-    stdout = process.stdout.read() if capture else ""
+    stdout, stderr = "", bytearray()
+    if capture:
+        stdout = process.stdout.read()
+    elif keep_stderr:
+        for chunk in iter(lambda: process.stderr.read1(1 << 16), b""):
+            sys.stderr.buffer.write(chunk)
+            sys.stderr.flush()
+            stderr += chunk
     _pid, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"benchmark: `{' '.join(command)}` failed with status {status}")
     return {
         "stdout": stdout,
+        "stderr": bytes(stderr),
         "seconds": round(seconds, 1),
         "peak_rss_mb": round(usage.ru_maxrss / 1024),  # the command and the children it waited for
         "cores_busy": round((usage.ru_utime + usage.ru_stime) / seconds, 2),

@@ -5,6 +5,7 @@ import ctypes
 import gc
 import logging
 import math
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Text
@@ -187,8 +188,13 @@ def train(
     detect = bool(intents) and config["intent_classification"] and config["out_of_scope_detection"]
     # The out-of-scope factor also reads the encoder as pretrained, in the same model.
     reference = pretrained_weights(pretrained) if detect else None
+    started = time.perf_counter()
     predictor = Predictor(
         fitted.model.to_onnx(precision, reference), config["max_seq_len"], precision
+    )
+    logger.info(
+        f"{COMPONENT}: exported the network to ONNX ({precision}) and loaded it in "
+        f"{time.perf_counter() - started:.1f} s."
     )
     transitions = fitted.model.network.entity_transitions
     if transitions is not None:
