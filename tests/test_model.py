@@ -11,6 +11,7 @@ from bert_reference import TINY_CONFIG, TINY_VOCAB
 import onnx
 from onnx import TensorProto, helper
 
+from rasa_bert_intent import onnx_export
 from rasa_bert_intent.model import IntentModel, IntentNetwork
 from rasa_bert_intent.onnx_export import PRECISIONS
 from rasa_bert_intent.predictor import Predictor
@@ -131,19 +132,26 @@ def test_the_onnx_graph_follows_the_networks_pooling_and_activation(pooling, act
             np.testing.assert_allclose(actual, wanted, atol=1e-5)
 
 
-@pytest.mark.parametrize("precision", PRECISIONS)
-def test_the_export_also_gives_the_pretrained_encoders_mean_vectors(tagging_model, precision):
-    # A "pretrained" encoder of one more layer, whose word table is the network's own (as
-    # training keeps it by default): the export runs it beside the network, one table for both.
+def pretrained_encoder(model: IntentModel) -> tuple:
+    """A "pretrained" encoder of one more layer than the model's, whose word table is the
+    model's own (as training keeps it by default), and its weights."""
     tf.keras.utils.set_random_seed(5)
     config = {**TINY_CONFIG, "num_hidden_layers": TINY_CONFIG["num_hidden_layers"] + 1}
     pretrained = IntentModel(IntentNetwork(config, 1, 0.0, "mean"), MAX_SEQ_LEN)
-    table = "embeddings/word_embeddings/embeddings"
     def weights(network):
         return dict(zip(network.encoder_weight_names(), network.bert.get_weights()))
 
-    reference = {**weights(pretrained.network), table: weights(tagging_model.network)[table]}
+    table = onnx_export.WORD_TABLE
+    reference = {**weights(pretrained.network), table: weights(model.network)[table]}
     pretrained.network.set_encoder_weights(reference)
+    return pretrained, reference
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_the_export_also_gives_the_pretrained_encoders_mean_vectors(tagging_model, precision):
+    # The export runs the pretrained encoder beside the network, one word table for both.
+    pretrained, reference = pretrained_encoder(tagging_model)
+    table = onnx_export.WORD_TABLE
     exported = tagging_model.to_onnx(precision, reference)
     initializers = onnx.load_from_string(exported).graph.initializer
     tables = [i.name for i in initializers if "word_emb" in i.name]
@@ -160,6 +168,23 @@ def test_the_export_also_gives_the_pretrained_encoders_mean_vectors(tagging_mode
         wanted = network_outputs(pretrained, token_ids)[2]  # its mean-pooled vector
         atol = 1e-5 if precision == "fp32" else 0.15 * np.abs(wanted).max()
         np.testing.assert_allclose(outputs.reference_vectors[row], wanted, atol=atol)
+
+
+def test_blocks_of_rows_give_the_same_model_and_a_changed_row_its_own_table(
+    tagging_model, monkeypatch
+):
+    # The export quantises weights and compares word tables a few rows at a time, so that it
+    # holds no float copy of a whole table: the blocks must not change what it writes.
+    _, reference = pretrained_encoder(tagging_model)
+    whole = tagging_model.to_onnx("int8", reference)
+    monkeypatch.setattr(onnx_export, "BLOCK_ROWS", 3)
+    assert len(TINY_VOCAB) > 3 * 3
+    assert tagging_model.to_onnx("int8", reference) == whole
+    table = onnx_export.WORD_TABLE
+    changed = {**reference, table: reference[table].copy()}
+    changed[table][-1] += 1.0  # in the last block only
+    exported = onnx.load_from_string(tagging_model.to_onnx("int8", changed))
+    assert onnx_export.REFERENCE + table in [i.name for i in exported.graph.initializer]
 
 
 def test_the_export_needs_no_tf2onnx(tagging_model, monkeypatch):

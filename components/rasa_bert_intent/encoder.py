@@ -6,10 +6,11 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
+from safetensors import safe_open
 
 from rasa_bert_intent.onnx_export import ACTIVATIONS
 from rasa_bert_intent.quiet import quiet_bert_import
@@ -59,16 +60,14 @@ class HuggingFaceEncoder(PretrainedEncoder):
 
     weights_file: Path = Path(HF_WEIGHTS)
 
-    def weights(self) -> Dict[str, np.ndarray]:
+    def weights(self) -> Mapping[str, np.ndarray]:
         """The weights under bert-for-tf2's names below its layer, such as
-        `encoder/layer_0/intermediate/kernel`, read when asked: not held during training."""
-        from safetensors.numpy import load_file
-
+        `encoder/layer_0/intermediate/kernel`, each read from the file when asked: the export
+        holds one at a time."""
         try:
-            hf_weights = load_file(str(self.weights_file))
+            return _HuggingFaceWeights(self.weights_file)
         except Exception as error:  # safetensors raises its own errors, and OSError
             raise EncoderNotFound(f"cannot read '{self.weights_file}': {error}") from error
-        return hf_to_bert_for_tf2(hf_weights)
 
     def load_into(self, network: Any) -> List[str]:
         """Loads every weight; raises `ValueError` if one is missing or of another shape."""
@@ -227,23 +226,50 @@ def fingerprint(folder: Path) -> str:
 
 
 _HF_LAYER = re.compile(r"encoder/layer/(\d+)/")
+# Newer Hugging Face files name a LayerNorm's weights as PyTorch does, older ones as TensorFlow.
+_LAYER_NORM_LEAVES = {"weight": "gamma", "bias": "beta"}
 
 
-def hf_to_bert_for_tf2(hf_weights: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """Renames Hugging Face BERT weights to bert-for-tf2's variables (dense kernels transposed)."""
-    converted = {}
-    for hf_name, value in hf_weights.items():
-        name = hf_name[len("bert.") :] if hf_name.startswith("bert.") else hf_name
-        if not name.startswith(("embeddings.", "encoder.")) or name.endswith("position_ids"):
-            continue  # the pooler, pretraining heads and buffers are not part of the encoder
-        name = _HF_LAYER.sub(r"encoder/layer_\1/", name.replace(".", "/"))
-        name = name.replace("intermediate/dense/", "intermediate/")
-        path, leaf = name.rsplit("/", 1)
-        if path.endswith("LayerNorm"):
-            leaf = {"weight": "gamma", "bias": "beta", "gamma": "gamma", "beta": "beta"}[leaf]
-        elif path.startswith("embeddings/"):
-            leaf = "embeddings"
-        elif leaf == "weight":
-            leaf, value = "kernel", value.T
-        converted[f"{path}/{leaf}"] = np.ascontiguousarray(value, dtype=np.float32)
-    return converted
+class _HuggingFaceWeights(Mapping[str, np.ndarray]):
+    """A Hugging Face BERT safetensors file's encoder weights under bert-for-tf2's names."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = str(path)
+        self._sources: Dict[str, Tuple[str, bool]] = {}
+        with safe_open(self._path, framework="numpy") as hf_file:
+            for hf_name in hf_file.keys():
+                converted = _bert_for_tf2_name(hf_name)
+                if converted is not None:
+                    self._sources[converted[0]] = (hf_name, converted[1])
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        hf_name, transpose = self._sources[name]
+        # Opened for each weight: the file is mapped into memory while open, and its pages
+        # read so far would count in the process's resident memory.
+        with safe_open(self._path, framework="numpy") as hf_file:
+            value = hf_file.get_tensor(hf_name)
+        return np.ascontiguousarray(value.T if transpose else value, dtype=np.float32)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sources)
+
+    def __len__(self) -> int:
+        return len(self._sources)
+
+
+def _bert_for_tf2_name(hf_name: str) -> Optional[Tuple[str, bool]]:
+    """A Hugging Face BERT weight's bert-for-tf2 name, and whether it is a dense kernel to
+    transpose; None for what is not part of the encoder."""
+    name = hf_name[len("bert.") :] if hf_name.startswith("bert.") else hf_name
+    if not name.startswith(("embeddings.", "encoder.")) or name.endswith("position_ids"):
+        return None  # the pooler, pretraining heads and buffers
+    name = _HF_LAYER.sub(r"encoder/layer_\1/", name.replace(".", "/"))
+    name = name.replace("intermediate/dense/", "intermediate/")
+    path, leaf = name.rsplit("/", 1)
+    if path.endswith("LayerNorm"):
+        return f"{path}/{_LAYER_NORM_LEAVES.get(leaf, leaf)}", False
+    if path.startswith("embeddings/"):
+        return f"{path}/embeddings", False
+    if leaf == "weight":
+        return f"{path}/kernel", True
+    return f"{path}/{leaf}", False

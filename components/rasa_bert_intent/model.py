@@ -1,7 +1,7 @@
 """The Keras network: a fine-tuned BERT encoder with the article's intent head and a tagging head."""
 
 import logging
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -127,20 +127,21 @@ class IntentNetwork(tf.keras.Model):
         """The BERT layer's weight names below it, such as `encoder/layer_0/intermediate/kernel`."""
         return [_encoder_weight_name(weight) for weight in self.bert.weights]
 
-    def set_encoder_weights(self, encoder_weights: Dict[str, np.ndarray]) -> None:
+    def set_encoder_weights(self, encoder_weights: Mapping[str, np.ndarray]) -> None:
         """Loads pretrained weights into the BERT layer; ValueError names one missing or misfit."""
         expected = dict(zip(self.encoder_weight_names(), self.bert.weights))
         missing = sorted(set(expected) - set(encoder_weights))
         if missing:
             raise ValueError(f"missing weights: {', '.join(missing[:5])}")
+        values = {name: encoder_weights[name] for name in expected}  # each read once
         for name, weight in expected.items():
-            if tuple(weight.shape) != encoder_weights[name].shape:
+            if tuple(weight.shape) != values[name].shape:
                 raise ValueError(
-                    f"weight '{name}' has shape {encoder_weights[name].shape}, the model needs "
+                    f"weight '{name}' has shape {values[name].shape}, the model needs "
                     f"{tuple(weight.shape)}"
                 )
         tf.keras.backend.batch_set_value(
-            [(weight, encoder_weights[name]) for name, weight in expected.items()]
+            [(weight, values[name]) for name, weight in expected.items()]
         )
 
 
@@ -306,7 +307,7 @@ class IntentModel:
         return train_step
 
     def to_onnx(
-        self, precision: str, reference: Optional[Dict[str, np.ndarray]] = None
+        self, precision: str, reference: Optional[Mapping[str, np.ndarray]] = None
     ) -> bytes:
         """The network as an ONNX model for messages of any length, in batches of any size.
 
@@ -317,19 +318,16 @@ class IntentModel:
         of all its layers), the model also gives that encoder's mean-pooled vectors.
         """
         network = self.network
-        weights = dict(zip(network.encoder_weight_names(), network.bert.get_weights()))
+        # The variables themselves: the export reads each when it writes it, so that a copy of
+        # one weight at a time is held, not of all.
+        weights = dict(zip(network.encoder_weight_names(), network.bert.weights))
         heads = {"dense": network.dense, "logits": network.logits}
         if network.entity_tag_logits is not None:
             heads["entity_tag_logits"] = network.entity_tag_logits
         for name, layer in heads.items():
-            weights[f"{name}/kernel"] = layer.kernel.numpy()
-            weights[f"{name}/bias"] = layer.bias.numpy()
-        reference_layers = 0
-        for name, value in (reference or {}).items():
-            if name != onnx_export.WORD_TABLE or not np.array_equal(value, weights[name]):
-                weights[onnx_export.REFERENCE + name] = value
-            if name.endswith("/intermediate/kernel"):
-                reference_layers += 1
+            weights[f"{name}/kernel"] = layer.kernel
+            weights[f"{name}/bias"] = layer.bias
+        reference_layers = sum(name.endswith("/intermediate/kernel") for name in reference or {})
         params = network.bert.params
         architecture = onnx_export.Architecture(
             num_layers=params.num_layers,
@@ -338,4 +336,4 @@ class IntentModel:
             pooling=network.pooling,
             reference_layers=reference_layers,
         )
-        return onnx_export.write(weights, architecture, precision)
+        return onnx_export.write(weights, architecture, precision, reference)

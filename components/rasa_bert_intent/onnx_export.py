@@ -5,10 +5,11 @@ The network is a fixed architecture, so its graph is built here operator by oper
 the fused operators of ONNX Runtime's own domain that its CPU provider runs fastest
 (`Attention`, `SkipLayerNormalization`, `FastGelu`): no tracing, no converter. Weights are
 named as bert-for-tf2 names them below its layer (`encoder/layer_0/intermediate/kernel`),
-and the heads `dense`, `logits` and `entity_tag_logits`.
+and the heads `dense`, `logits` and `entity_tag_logits`. Each is read when the graph takes it
+in (a TensorFlow variable is copied then), so a copy of one weight at a time is held.
 
-With reference layers, the model also runs the encoder as it was pretrained (its weights under
-`reference/`, all its layers) beside the fine-tuned one, and gives that encoder's mean-pooled
+With reference weights, the model also runs the encoder as it was pretrained (all its layers,
+its nodes under `reference/`) beside the fine-tuned one, and gives that encoder's mean-pooled
 sentence vector: what in_scope.py measures a message's likeness to the training examples with.
 The word embedding table, which training keeps as pretrained by default, is then stored once.
 
@@ -20,7 +21,7 @@ probabilities.
 """
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Any, List, Mapping, Optional, Set, Tuple
 
 import numpy as np
 import onnx
@@ -46,11 +47,13 @@ SENTENCE_VECTOR = "sentence_vector"
 REFERENCE_VECTOR = "reference_vector"
 # Prefix of the pretrained encoder's weights and nodes.
 REFERENCE = "reference/"
-# The word embedding table: the pretrained encoder's is left out of the weights when it is the
-# network's own, and shared.
+# The word embedding table: the pretrained encoder's is not stored when it is the network's own.
 WORD_TABLE = "embeddings/word_embeddings/embeddings"
 # The largest magnitude of a symmetric int8 weight.
 INT8_MAX = 127
+# Rows of a weight quantised or compared at a time: a float copy of all the word embeddings
+# would be 47 MB.
+BLOCK_ROWS = 4096
 
 
 @dataclass
@@ -68,8 +71,11 @@ class Architecture:
 class _Graph:
     """Nodes and initializers of the graph being written."""
 
-    def __init__(self, weights: Dict[str, np.ndarray], int8: bool) -> None:
+    def __init__(
+        self, weights: Mapping[str, Any], reference: Mapping[str, Any], int8: bool
+    ) -> None:
         self.weights = weights
+        self.reference = reference
         self.int8 = int8
         self.nodes: List[onnx.NodeProto] = []
         self.initializers: List[onnx.TensorProto] = []
@@ -83,24 +89,39 @@ class _Graph:
     def weight(self, name: str) -> str:
         """A weight of the network, as an initializer of the same name (once, however often
         it is asked for)."""
-        return name if name in self._names else self.constant(name, self._array(name))
+        return name if name in self._names else self.constant(name, self.array(name))
 
     def int8_weight(self, name: str, value: Optional[np.ndarray] = None) -> Tuple[str, str]:
         """The int8 weight and its float scales, one per last-axis column (once)."""
         if name in self._names:
             return name, f"{name}/scale"
-        value = self._array(name) if value is None else value
+        value = self.array(name) if value is None else value
         scales = np.maximum(value.max(axis=0), -value.min(axis=0)) / INT8_MAX
         scales = np.where(scales > 0, scales, 1.0).astype(np.float32)
-        scaled = value / scales  # in place from here: the word embeddings are 47 MB
-        np.rint(scaled, out=scaled)
-        np.clip(scaled, -INT8_MAX, INT8_MAX, out=scaled)
-        return self.constant(name, scaled.astype(np.int8)), self.constant(f"{name}/scale", scales)
+        quantized = np.empty(value.shape, np.int8)
+        for rows in _blocks(len(value)):
+            scaled = value[rows] / scales
+            np.rint(scaled, out=scaled)
+            quantized[rows] = np.clip(scaled, -INT8_MAX, INT8_MAX, out=scaled)
+        return self.constant(name, quantized), self.constant(f"{name}/scale", scales)
 
-    def _array(self, name: str) -> np.ndarray:
-        if name not in self.weights:
+    def array(self, name: str) -> np.ndarray:
+        """The weight's value, read now; `reference/` names one of the pretrained encoder."""
+        weights = self.weights
+        if name.startswith(REFERENCE):
+            weights, name = self.reference, name[len(REFERENCE) :]
+        if name not in weights:
             raise ValueError(f"the network has no weight {name!r}")
-        return self.weights[name].astype(np.float32, copy=False)
+        return np.asarray(weights[name], dtype=np.float32)
+
+    def shares_word_table(self) -> bool:
+        """Whether the pretrained encoder's word table is the network's."""
+        if WORD_TABLE not in self.reference:
+            return False
+        theirs, ours = self.array(REFERENCE + WORD_TABLE), self.weights[WORD_TABLE]
+        return theirs.shape == tuple(ours.shape) and all(
+            np.array_equal(theirs[rows], np.asarray(ours[rows])) for rows in _blocks(len(theirs))
+        )
 
     def op(self, op_type: str, inputs: List[str], output: str, **attributes) -> str:
         domain = attributes.pop("domain", None)
@@ -150,10 +171,10 @@ class _Graph:
     def attention(self, x: str, mask: str, layer: str, num_heads: int) -> str:
         """Self-attention of `x` with the query, key and value weights side by side."""
         projections = [f"{layer}/attention/self/{p}" for p in ("query", "key", "value")]
-        kernel = np.concatenate([self._array(f"{p}/kernel") for p in projections], axis=1)
+        kernel = np.concatenate([self.array(f"{p}/kernel") for p in projections], axis=1)
         bias = self.constant(
             f"{layer}/attention/qkv/bias",
-            np.concatenate([self._array(f"{p}/bias") for p in projections]),
+            np.concatenate([self.array(f"{p}/bias") for p in projections]),
         )
         name = f"{layer}/attention/self"
         if not self.int8:
@@ -175,8 +196,21 @@ class _Graph:
         )
 
 
-def write(weights: Dict[str, np.ndarray], architecture: Architecture, precision: str) -> bytes:
+def _blocks(rows: int) -> List[slice]:
+    """Slices of at most BLOCK_ROWS rows, covering `rows`."""
+    return [slice(start, start + BLOCK_ROWS) for start in range(0, rows, BLOCK_ROWS)]
+
+
+def write(
+    weights: Mapping[str, Any],
+    architecture: Architecture,
+    precision: str,
+    reference: Optional[Mapping[str, Any]] = None,
+) -> bytes:
     """The serialised ONNX model; with `entity_tag_logits` weights, the tag probabilities too.
+
+    `weights` and `reference` (the pretrained encoder's, for `architecture.reference_layers`)
+    map names to arrays or to what `np.asarray` reads, such as TensorFlow variables.
 
     Input `token_ids` `[batch, length]` (int32, 0 is padding); outputs intent probabilities
     `[batch, intents]`, the pooled sentence vectors `[batch, hidden]`, entity tag
@@ -189,7 +223,7 @@ def write(weights: Dict[str, np.ndarray], architecture: Architecture, precision:
         raise ValueError(f"activation {architecture.activation!r} is not one of {ACTIVATIONS}")
     if architecture.pooling not in POOLINGS:
         raise ValueError(f"pooling {architecture.pooling!r} is not one of {POOLINGS}")
-    graph = _Graph(weights, int8=precision == "int8")
+    graph = _Graph(weights, reference or {}, int8=precision == "int8")
     zero = graph.constant("zero", np.array(0, np.int32))
     is_token = graph.op("Not", [graph.op("Equal", [TOKEN_IDS, zero], "is_padding")], "is_token")
     mask = graph.op("Cast", [is_token], "mask", to=TensorProto.INT32)
@@ -217,7 +251,7 @@ def write(weights: Dict[str, np.ndarray], architecture: Architecture, precision:
     if architecture.reference_layers:
         reference = _encoder(graph, architecture, architecture.reference_layers, mask, REFERENCE)
         graph.op("Identity", [_pooled(graph, reference, "mean", REFERENCE)], REFERENCE_VECTOR)
-        size = weights[f"{REFERENCE}embeddings/LayerNorm/gamma"].shape[0]
+        size = graph.array(f"{REFERENCE}embeddings/LayerNorm/gamma").shape[0]
         outputs.append(
             helper.make_tensor_value_info(REFERENCE_VECTOR, TensorProto.FLOAT, ["batch", size])
         )
@@ -227,11 +261,14 @@ def write(weights: Dict[str, np.ndarray], architecture: Architecture, precision:
             "intent_network",
             [helper.make_tensor_value_info(TOKEN_IDS, TensorProto.INT32, ["batch", "length"])],
             outputs,
-            graph.initializers,
         ),
         opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MICROSOFT, 1)],
         producer_name="rasa-bert-intent",
     )
+    # Moved in one at a time: make_graph and make_model would each copy all of them.
+    graph.initializers.reverse()
+    while graph.initializers:
+        model.graph.initializer.append(graph.initializers.pop())
     return model.SerializeToString()
 
 
@@ -242,21 +279,21 @@ def _encoder(
     hidden states `[batch, length, hidden]`."""
     # Every message is segment 0: its token type embedding is one row, added to each position.
     position_table = (
-        graph.weights[f"{prefix}embeddings/position_embeddings/embeddings"]
-        + graph.weights[f"{prefix}embeddings/token_type_embeddings/embeddings"][0]
+        graph.array(f"{prefix}embeddings/position_embeddings/embeddings")
+        + graph.array(f"{prefix}embeddings/token_type_embeddings/embeddings")[0]
     )
     length = graph.op("Shape", [TOKEN_IDS], f"{prefix}length", start=1, end=2)
     positions = graph.op(
         "Slice",
         [
-            graph.constant(f"{prefix}embeddings/positions", position_table.astype(np.float32)),
+            graph.constant(f"{prefix}embeddings/positions", position_table),
             graph.constant(f"{prefix}embeddings/first", np.array([0], np.int64)),
             length,
             graph.constant(f"{prefix}embeddings/axis", np.array([0], np.int64)),
         ],
         f"{prefix}embeddings/position_rows",
     )
-    word_table = prefix + WORD_TABLE if prefix + WORD_TABLE in graph.weights else WORD_TABLE
+    word_table = WORD_TABLE if not prefix or graph.shares_word_table() else prefix + WORD_TABLE
     if graph.int8:
         table, scales = graph.int8_weight(word_table)
         rows = graph.op("Gather", [table, TOKEN_IDS], f"{prefix}embeddings/int8_words")

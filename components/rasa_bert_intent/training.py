@@ -8,7 +8,7 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Text
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Text
 
 import numpy as np
 import tensorflow as tf
@@ -319,14 +319,14 @@ def fit_in_scope(
     return in_scope
 
 
-def pretrained_weights(pretrained: PretrainedEncoder) -> Dict[str, np.ndarray]:
+def pretrained_weights(pretrained: PretrainedEncoder) -> Mapping[str, Any]:
     """The encoder's weights as pretrained, all its layers, under the network's names."""
     if isinstance(pretrained, HuggingFaceEncoder):
-        return pretrained.weights()  # as read: a network to load them into took 90 MB more
+        return pretrained.weights()  # read from the file when asked: no network to hold them
     network = IntentNetwork(pretrained.config, 1, 0.0, "mean")
     network.build_for_any_length()
     pretrained.load_into(network)
-    return dict(zip(network.encoder_weight_names(), network.bert.get_weights()))
+    return dict(zip(network.encoder_weight_names(), network.bert.weights))
 
 
 def _return_freed_memory() -> None:
