@@ -38,7 +38,7 @@ def default_config() -> Dict[Text, Any]:
         "max_seq_len": 64,
         # Passes over the training data; null follows the data: enough passes for about 400
         # optimizer updates (15 per intent where that is more, more with batches over 8), from
-        # 2 (full SNIPS) to 40 (a few examples per intent); the training log says what it
+        # 3 (full SNIPS) to 40 (a few examples per intent); the training log says what it
         # chose. The old fixed 2 passes gave a 70-example assistant 6 updates (training.py,
         # docs/choosing-the-defaults.md).
         "epochs": None,
