@@ -1,4 +1,5 @@
-"""`make benchmark`: our component and Rasa's default DIET pipeline on SNIPS, side by side.
+"""`make benchmark`: our component and Rasa's default DIET pipeline on SNIPS, side by side, then
+on HWU64 folds (../shared/nlu-evaluation-data: 64 intents, 54 entity types).
 
 Each system is trained with `rasa train nlu` and tested with `rasa test nlu` (Rasa's own
 evaluation, reports and confusion matrix, and its per-token entity report), then its archive
@@ -7,10 +8,13 @@ entities give the span-level slot F1 and sentence accuracy. The same agent parse
 out-of-scope messages (benchmark/out_of_scope.py), and config.yml's FallbackClassifier
 judges them and the test queries. Everything lands in benchmark/results/: results.json
 (every figure and the machine), results.md (the tables), the confusion matrices and
-confidences.png (the top confidences of in-scope and out-of-scope messages).
+confidences.png (the top confidences of in-scope and out-of-scope messages). On each HWU64 fold
+(its train.json, tested on its test.json) the same seeds and DIET give intent accuracy, entity
+F1, sentence accuracy, Rasa's per-token entity report and the slot errors by kind; no
+out-of-scope set there (CLINC150's intents overlap HWU64's).
 
     .venv/bin/python benchmark/snips_benchmark.py                 # 3 seeds and DIET
-    .venv/bin/python benchmark/snips_benchmark.py --seeds 42 --skip-diet
+    .venv/bin/python benchmark/snips_benchmark.py --seeds 42 --skip-diet --hwu-folds
     .venv/bin/python benchmark/snips_benchmark.py --table benchmark/results/results.json
 """
 
@@ -26,6 +30,7 @@ from typing import Dict, List
 
 import out_of_scope
 from rasa_bert_intent.cli import DEFAULT_SOURCE
+from learning_curve import HWU
 from systems import DIET, HERE, OURS, REPOSITORY, benchmark, machine
 
 SEEDS = [42, 43, 44]
@@ -54,6 +59,15 @@ def main() -> None:
     parser.add_argument("--skip-diet", action="store_true", help="train and test ours only")
     parser.add_argument("--diet-epochs", type=int, default=100, help="DIETClassifier epochs")
     parser.add_argument(
+        "--hwu-folds", type=int, nargs="*", default=[1], help="HWU64 folds (none: SNIPS only)"
+    )
+    parser.add_argument(
+        "--hwu-diet-epochs",
+        type=int,
+        default=100,
+        help="DIETClassifier epochs on HWU64 (100, its default: about 4 hours a fold on 2 cores)",
+    )
+    parser.add_argument(
         "--intents-only",
         action="store_true",
         help="also ours with entity_recognition: false (seed 42), the intent-only runtime",
@@ -74,6 +88,7 @@ def main() -> None:
         help="take each system's figures from an earlier run's <out>/<system>/run.json if there",
     )
     parser.add_argument("--snips", type=Path, default=REPOSITORY / DEFAULT_SOURCE)
+    parser.add_argument("--hwu", type=Path, default=HWU)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
@@ -117,12 +132,17 @@ def main() -> None:
             flush=True,
         )
 
+    hwu64 = {}
+    for fold in args.hwu_folds:
+        hwu64[fold] = hwu64_fold(args, fold, systems)
+
     results = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
         "test_queries": len(test),
         "runs": runs,
         "ours": summary([r for name, r in runs.items() if name.startswith("ours")]),
+        "hwu64": hwu64,
         "published": [
             {"system": s, "accuracy": a, "slot_f1": f, "sentence_accuracy": sa}
             for s, a, f, sa in PUBLISHED
@@ -141,6 +161,36 @@ def main() -> None:
         args.out / "confidences.png",
     )
     print("\n" + markdown(results))
+
+
+def hwu64_fold(args: argparse.Namespace, fold: int, snips_systems: Dict) -> Dict:
+    """Our seeds and DIET trained on an HWU64 fold's train.json, tested on its test.json."""
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    folder = args.hwu / f"fold{fold:02d}"
+    train_file, test_file = folder / "train.json", folder / "test.json"
+    if not train_file.is_file() or not test_file.is_file():
+        sys.exit(f"benchmark: no HWU64 fold {fold} in {args.hwu} (train.json and test.json)")
+    test_query_counts = Counter(m.get("text") for m in load_data(str(test_file)).nlu_examples)
+    systems = {name: pipeline for name, pipeline in snips_systems.items() if name != "diet"}
+    if not args.skip_diet:
+        systems["diet"] = [*DIET[:-1], {**DIET[-1], "epochs": args.hwu_diet_epochs}]
+    runs = {}
+    for name, pipeline in systems.items():
+        name = f"hwu64-fold-{fold}-{name}"
+        print(f"\n=== {name} ===", flush=True)
+        saved = args.out / name / "run.json"
+        if args.reuse and saved.is_file():
+            runs[name] = json.loads(saved.read_text(encoding="utf-8"))
+        else:
+            runs[name] = benchmark(
+                name, pipeline, train_file, test_file, test_query_counts, args.out,
+                with_out_of_scope=False,
+            )
+            saved.write_text(json.dumps(runs[name], indent=2, ensure_ascii=False), "utf-8")
+        print(json.dumps({k: v for k, v in runs[name].items() if k not in LISTS}), flush=True)
+    ours = [r for name, r in runs.items() if "-ours-" in name]
+    return {"test_queries": sum(test_query_counts.values()), "runs": runs, "ours": summary(ours)}
 
 
 def summary(runs: List[Dict]) -> Dict:
@@ -238,6 +288,8 @@ def markdown(results: Dict) -> str:
             f"| | | | | | | | | published, not measured |"
         )
     lines += out_of_scope_table(results)
+    for fold, data in results.get("hwu64", {}).items():
+        lines += hwu64_table(fold, data)
     for name, r in runs.items():
         lines += ["", f"Misclassified by {name}:", ""]
         lines += [
@@ -261,6 +313,60 @@ def markdown(results: Dict) -> str:
             for e in r.get("slot_errors", [])
         ]
     return "\n".join(lines) + "\n"
+
+
+def hwu64_table(fold, data: Dict) -> List[str]:
+    """An HWU64 fold's figures: ours as the mean of the seeds first, then each run."""
+    runs, ours = data["runs"], data["ours"]
+    lines = [
+        "",
+        f"HWU64 fold {fold}: trained on its train.json, tested on its {data['test_queries']} "
+        f"test queries (each distinct query once). Entity F1 is span level; falling back: "
+        f"config.yml's FallbackClassifier.",
+        "",
+        "| System | Intent accuracy % | Entity F1 | Sentence accuracy % | Rasa entity F1 "
+        "| Test queries falling back % | Training (export) | Training's peak RSS "
+        "| p50 / p95 per message |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def figure(value, digits: int = 2) -> str:
+        return "" if value is None else f"{value:.{digits}f}"
+
+    if ours:
+        seeds = sum("-ours-" in name for name in runs)
+
+        def mean(key: str) -> str:
+            f = ours.get(key)
+            return "" if f is None else f"{f['mean']:.2f} ± {f['stdev']:.2f}"
+
+        lines.append(
+            f"| **rasa-bert-intent, mean of {seeds} seeds** | **{mean('accuracy')}** "
+            f"| **{mean('slot_f1')}** | **{mean('sentence_accuracy')}** "
+            f"| {mean('rasa_entity_f1')} | {mean('in_scope_fallback_pct')} "
+            f"| {ours['train_seconds']['mean'] / 60:.1f} min ({mean('export_seconds')} s) "
+            f"| {ours['train_peak_rss_mb']['mean']:,.0f} MiB "
+            f"| {ours['latency_p50_ms']['mean']:.2f} / {ours['latency_p95_ms']['mean']:.2f} ms |"
+        )
+    for name, r in runs.items():
+        lines.append(
+            f"| {name} | {r['accuracy']:.2f} | {figure(r.get('slot_f1'))} "
+            f"| {figure(r.get('sentence_accuracy'))} | {figure(r.get('rasa_entity_f1'))} "
+            f"| {figure(r.get('in_scope_fallback_pct'))} "
+            f"| {r['train_seconds'] / 60:.1f} min{_export(r)} | {r['train_peak_rss_mb']:,} MiB "
+            f"| {r['latency_p50_ms']:.2f} / {r['latency_p95_ms']:.2f} ms |"
+        )
+    lines.append("")
+    for name, r in runs.items():
+        kinds = ", ".join(f"{k} {n}" for k, n in (r.get("slot_error_kinds") or {}).items())
+        rule = r.get("word_rule_changed")
+        lines.append(
+            f"- {name}: {len(r.get('slot_errors', []))} queries with a slot error"
+            + (f"; by kind: {kinds}" if kinds else "")
+            + ("" if rule is None else f"; the word rule changed {rule} queries' entities")
+            + "."
+        )
+    return lines
 
 
 def out_of_scope_table(results: Dict) -> List[str]:
