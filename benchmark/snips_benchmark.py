@@ -260,7 +260,7 @@ def markdown(results: Dict) -> str:
             return "" if f is None else f"{f['mean']:.2f} ± {f['stdev']:.2f}"
 
         lines.append(
-            f"| **rasa-bert-intent, mean of {seeds} seeds** "
+            f"| **rasa-bert-intent, mean of {_seeds(seeds)}** "
             f"| **{mean('accuracy')}** ({ours['accuracy']['min']:.2f}–"
             f"{ours['accuracy']['max']:.2f}) | **{mean('slot_f1')}** "
             f"| **{mean('sentence_accuracy')}** | {mean('rasa_entity_f1')} "
@@ -341,7 +341,7 @@ def hwu64_table(fold, data: Dict) -> List[str]:
             return "" if f is None else f"{f['mean']:.2f} ± {f['stdev']:.2f}"
 
         lines.append(
-            f"| **rasa-bert-intent, mean of {seeds} seeds** | **{mean('accuracy')}** "
+            f"| **rasa-bert-intent, mean of {_seeds(seeds)}** | **{mean('accuracy')}** "
             f"| **{mean('slot_f1')}** | **{mean('sentence_accuracy')}** "
             f"| {mean('rasa_entity_f1')} | {mean('in_scope_fallback_pct')} "
             f"| {ours['train_seconds']['mean'] / 60:.1f} min ({mean('export_seconds')} s) "
@@ -399,7 +399,7 @@ def out_of_scope_table(results: Dict) -> List[str]:
             return f"{ours[key]['mean']:.{digits}f} ± {ours[key]['stdev']:.{digits}f}"
 
         lines.append(
-            f"| **rasa-bert-intent, mean of {seeds} seeds** "
+            f"| **rasa-bert-intent, mean of {_seeds(seeds)}** "
             f"| **{mean('in_scope_fallback_pct')}** | **{mean('out_of_scope_fallback_pct')}** | "
             + " | " * (len(by_set) - 1)
             + f" | **{mean('oos_auroc', 4)}** | {mean('oos_recall_at_95_pct_kept')} |"
@@ -421,6 +421,10 @@ def out_of_scope_table(results: Dict) -> List[str]:
             for e in kept
         ]
     return lines
+
+
+def _seeds(count: int) -> str:
+    return f"{count} seed" if count == 1 else f"{count} seeds"
 
 
 def _export(run: Dict) -> str:
