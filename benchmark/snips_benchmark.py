@@ -19,6 +19,7 @@ out-of-scope set there (CLINC150's intents overlap HWU64's).
 """
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -116,21 +117,7 @@ def main() -> None:
         systems["softmax-seed-42"] = [{**OURS[0], "out_of_scope_detection": False}]
     if not args.skip_diet:
         systems["diet"] = [*DIET[:-1], {**DIET[-1], "epochs": args.diet_epochs}]
-    runs = {}
-    for name, pipeline in systems.items():
-        print(f"\n=== {name} ===", flush=True)
-        saved = args.out / name / "run.json"
-        if args.reuse and saved.is_file():
-            runs[name] = json.loads(saved.read_text(encoding="utf-8"))
-        else:
-            runs[name] = benchmark(
-                name, pipeline, train_file, test_file, test_query_counts, args.out
-            )
-            saved.write_text(json.dumps(runs[name], indent=2, ensure_ascii=False), "utf-8")
-        print(
-            json.dumps({k: v for k, v in runs[name].items() if k not in LISTS}),
-            flush=True,
-        )
+    runs = run_systems(args, systems, train_file, test_file, test_query_counts)
 
     hwu64 = {}
     for fold in args.hwu_folds:
@@ -163,6 +150,33 @@ def main() -> None:
     print("\n" + markdown(results))
 
 
+def run_systems(
+    args: argparse.Namespace,
+    systems: Dict,
+    train_file: Path,
+    test_file: Path,
+    test_query_counts: Counter,
+    prefix: str = "",
+    with_out_of_scope: bool = True,
+) -> Dict:
+    """Each system's figures (`benchmark`, or with --reuse an earlier run's), by name."""
+    runs = {}
+    for name, pipeline in systems.items():
+        name = prefix + name
+        print(f"\n=== {name} ===", flush=True)
+        saved = args.out / name / "run.json"
+        if args.reuse and saved.is_file():
+            runs[name] = json.loads(saved.read_text(encoding="utf-8"))
+        else:
+            runs[name] = benchmark(
+                name, pipeline, train_file, test_file, test_query_counts, args.out,
+                with_out_of_scope,
+            )
+            saved.write_text(json.dumps(runs[name], indent=2, ensure_ascii=False), "utf-8")
+        print(json.dumps({k: v for k, v in runs[name].items() if k not in LISTS}), flush=True)
+    return runs
+
+
 def hwu64_fold(args: argparse.Namespace, fold: int, snips_systems: Dict) -> Dict:
     """Our seeds and DIET trained on an HWU64 fold's train.json, tested on its test.json."""
     from rasa.shared.nlu.training_data.loading import load_data
@@ -175,20 +189,9 @@ def hwu64_fold(args: argparse.Namespace, fold: int, snips_systems: Dict) -> Dict
     systems = {name: pipeline for name, pipeline in snips_systems.items() if name != "diet"}
     if not args.skip_diet:
         systems["diet"] = [*DIET[:-1], {**DIET[-1], "epochs": args.hwu_diet_epochs}]
-    runs = {}
-    for name, pipeline in systems.items():
-        name = f"hwu64-fold-{fold}-{name}"
-        print(f"\n=== {name} ===", flush=True)
-        saved = args.out / name / "run.json"
-        if args.reuse and saved.is_file():
-            runs[name] = json.loads(saved.read_text(encoding="utf-8"))
-        else:
-            runs[name] = benchmark(
-                name, pipeline, train_file, test_file, test_query_counts, args.out,
-                with_out_of_scope=False,
-            )
-            saved.write_text(json.dumps(runs[name], indent=2, ensure_ascii=False), "utf-8")
-        print(json.dumps({k: v for k, v in runs[name].items() if k not in LISTS}), flush=True)
+    runs = run_systems(
+        args, systems, train_file, test_file, test_query_counts, f"hwu64-fold-{fold}-", False
+    )
     ours = [r for name, r in runs.items() if "-ours-" in name]
     return {"test_queries": sum(test_query_counts.values()), "runs": runs, "ours": summary(ours)}
 
@@ -249,15 +252,9 @@ def markdown(results: Dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
-    def figure(value, digits: int = 2) -> str:
-        return "" if value is None else f"{value:.{digits}f}"
-
     if ours:
         seeds = sum(name.startswith("ours") for name in runs)
-
-        def mean(key: str) -> str:
-            f = ours.get(key)
-            return "" if f is None else f"{f['mean']:.2f} ± {f['stdev']:.2f}"
+        mean = functools.partial(_mean, ours)
 
         lines.append(
             f"| **rasa-bert-intent, mean of {_seeds(seeds)}** "
@@ -273,18 +270,18 @@ def markdown(results: Dict) -> str:
         )
     for name, r in runs.items():
         lines.append(
-            f"| {name} | {r['accuracy']:.2f} | {figure(r.get('slot_f1'))} "
-            f"| {figure(r.get('sentence_accuracy'))} | {figure(r.get('rasa_entity_f1'))} "
+            f"| {name} | {r['accuracy']:.2f} | {_figure(r.get('slot_f1'))} "
+            f"| {_figure(r.get('sentence_accuracy'))} | {_figure(r.get('rasa_entity_f1'))} "
             f"| {r['errors']} ({r['errors_of_all_test_queries']}) "
             f"| {r['train_seconds'] / 60:.1f} min{_export(r)} "
             f"| {r['train_peak_rss_mb']:,} MiB | {r['archive_mb']:.0f} MB "
             f"| {r['latency_p50_ms']:.2f} / {r['latency_p95_ms']:.2f} ms "
-            f"| {figure(r.get('test_seconds'), 1)} s "
+            f"| {_figure(r.get('test_seconds'), 1)} s "
             f"| {r['train_cpu_cores_busy']:.1f} / {r['latency_cpu_cores_busy']:.1f} | measured |"
         )
     for system, accuracy, slot_f1, sentence in PUBLISHED:
         lines.append(
-            f"| {system} | {accuracy:.2f} | {figure(slot_f1, 1)} | {figure(sentence, 1)} "
+            f"| {system} | {accuracy:.2f} | {_figure(slot_f1, 1)} | {_figure(sentence, 1)} "
             f"| | | | | | | | | published, not measured |"
         )
     lines += out_of_scope_table(results)
@@ -330,15 +327,9 @@ def hwu64_table(fold, data: Dict) -> List[str]:
         "|---|---|---|---|---|---|---|---|---|",
     ]
 
-    def figure(value, digits: int = 2) -> str:
-        return "" if value is None else f"{value:.{digits}f}"
-
     if ours:
         seeds = sum("-ours-" in name for name in runs)
-
-        def mean(key: str) -> str:
-            f = ours.get(key)
-            return "" if f is None else f"{f['mean']:.2f} ± {f['stdev']:.2f}"
+        mean = functools.partial(_mean, ours)
 
         lines.append(
             f"| **rasa-bert-intent, mean of {_seeds(seeds)}** | **{mean('accuracy')}** "
@@ -350,9 +341,9 @@ def hwu64_table(fold, data: Dict) -> List[str]:
         )
     for name, r in runs.items():
         lines.append(
-            f"| {name} | {r['accuracy']:.2f} | {figure(r.get('slot_f1'))} "
-            f"| {figure(r.get('sentence_accuracy'))} | {figure(r.get('rasa_entity_f1'))} "
-            f"| {figure(r.get('in_scope_fallback_pct'))} "
+            f"| {name} | {r['accuracy']:.2f} | {_figure(r.get('slot_f1'))} "
+            f"| {_figure(r.get('sentence_accuracy'))} | {_figure(r.get('rasa_entity_f1'))} "
+            f"| {_figure(r.get('in_scope_fallback_pct'))} "
             f"| {r['train_seconds'] / 60:.1f} min{_export(r)} | {r['train_peak_rss_mb']:,} MiB "
             f"| {r['latency_p50_ms']:.2f} / {r['latency_p95_ms']:.2f} ms |"
         )
@@ -421,6 +412,16 @@ def out_of_scope_table(results: Dict) -> List[str]:
             for e in kept
         ]
     return lines
+
+
+def _figure(value, digits: int = 2) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _mean(summary: Dict, key: str) -> str:
+    """A figure's mean ± standard deviation over our seeds; empty if a run lacks it."""
+    f = summary.get(key)
+    return "" if f is None else f"{f['mean']:.2f} ± {f['stdev']:.2f}"
 
 
 def _seeds(count: int) -> str:
