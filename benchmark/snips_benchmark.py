@@ -35,6 +35,8 @@ from learning_curve import HWU
 from systems import DIET, HERE, OURS, REPOSITORY, benchmark, machine
 
 SEEDS = [42, 43, 44]
+# An HWU64 fold's training and test files, in its folder fold01, fold02, ...
+HWU64_FILES = ("train.json", "test.json")
 # Per-message lists in run.json, left out of what is printed.
 LISTS = (
     "misclassified",
@@ -103,6 +105,9 @@ def main() -> None:
         train, test = read_source(args.snips)
     except ConversionError as error:
         sys.exit(f"benchmark: {error}")
+    for fold in args.hwu_folds:  # checked before SNIPS' hours of training
+        if not all((args.hwu / f"fold{fold:02d}" / f).is_file() for f in HWU64_FILES):
+            sys.exit(f"benchmark: no HWU64 fold {fold} in {args.hwu} (train.json and test.json)")
     train_file, test_file = args.out / "data/train.yml", args.out / "data/test.yml"
     write_nlu_yaml(train, train_file)
     write_nlu_yaml(test, test_file)  # Rasa keeps each repeated query once: 697 of the 700
@@ -181,10 +186,7 @@ def hwu64_fold(args: argparse.Namespace, fold: int, snips_systems: Dict) -> Dict
     """Our seeds and DIET trained on an HWU64 fold's train.json, tested on its test.json."""
     from rasa.shared.nlu.training_data.loading import load_data
 
-    folder = args.hwu / f"fold{fold:02d}"
-    train_file, test_file = folder / "train.json", folder / "test.json"
-    if not train_file.is_file() or not test_file.is_file():
-        sys.exit(f"benchmark: no HWU64 fold {fold} in {args.hwu} (train.json and test.json)")
+    train_file, test_file = (args.hwu / f"fold{fold:02d}" / f for f in HWU64_FILES)
     test_query_counts = Counter(m.get("text") for m in load_data(str(test_file)).nlu_examples)
     systems = {name: pipeline for name, pipeline in snips_systems.items() if name != "diet"}
     if not args.skip_diet:
