@@ -387,10 +387,7 @@ def out_of_scope_table(results: Dict) -> List[str]:
     ]
     if "oos_auroc" in ours:
         seeds = sum(name.startswith("ours") for name in runs)
-
-        def mean(key: str, digits: int = 2) -> str:
-            return f"{ours[key]['mean']:.{digits}f} ± {ours[key]['stdev']:.{digits}f}"
-
+        mean = functools.partial(_mean, ours)
         lines.append(
             f"| **rasa-bert-intent, mean of {_seeds(seeds)}** "
             f"| **{mean('in_scope_fallback_pct')}** | **{mean('out_of_scope_fallback_pct')}** | "
@@ -420,10 +417,10 @@ def _figure(value, digits: int = 2) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def _mean(summary: Dict, key: str) -> str:
+def _mean(summary: Dict, key: str, digits: int = 2) -> str:
     """A figure's mean ± standard deviation over our seeds; empty if a run lacks it."""
     f = summary.get(key)
-    return "" if f is None else f"{f['mean']:.2f} ± {f['stdev']:.2f}"
+    return "" if f is None else f"{f['mean']:.{digits}f} ± {f['stdev']:.{digits}f}"
 
 
 def _seeds(count: int) -> str:
