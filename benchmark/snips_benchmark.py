@@ -192,7 +192,8 @@ def hwu64_fold(args: argparse.Namespace, fold: int, snips_systems: Dict) -> Dict
     if not args.skip_diet:
         systems["diet"] = [*DIET[:-1], {**DIET[-1], "epochs": args.hwu_diet_epochs}]
     runs = run_systems(
-        args, systems, train_file, test_file, test_query_counts, f"hwu64-fold-{fold}-", False
+        args, systems, train_file, test_file, test_query_counts,
+        prefix=f"hwu64-fold-{fold}-", with_out_of_scope=False,
     )
     ours = [r for name, r in runs.items() if "-ours-" in name]
     return {"test_queries": sum(test_query_counts.values()), "runs": runs, "ours": summary(ours)}
