@@ -6,14 +6,17 @@ sample), tested on the 700 SNIPS test queries; CLINC150 dev and out_of_scope.yml
 out-of-scope figures. The unbalanced assistant: all of SNIPS' training queries but
 UNBALANCED's intents, cut to 15 each (draws with the same seeds), tested the same way; its
 "small intents acc" is the accuracy on the test queries of the cut intents. HWU64: each fold's
-train.json (all, or k per intent of it), tested on the same fold's test.json; no out-of-scope
-set (CLINC's intents overlap HWU64's). Every run
-goes through systems.benchmark, as `make benchmark` does. Writes benchmark/results/curve/:
-curve.json, curve.md (the tables) and curve.png (intent accuracy and span F1 against the
-examples per intent).
+train.json (all, or k per intent of it, drawn with the same seeds), tested on the same fold's
+test.json; no out-of-scope set (CLINC's intents overlap HWU64's). CLINC150: k per intent of
+its train split, tested on its val split (its test split is not in ../shared). Every run goes
+through systems.benchmark, as `make benchmark` does. With `--previous REV` the component as it
+was at that git revision trains beside ours on the same draws. Writes
+benchmark/results/curve/: curve.json, curve.md (the tables) and curve.png (intent accuracy and
+span F1 against the examples per intent).
 
     .venv/bin/python benchmark/learning_curve.py                      # everything: hours
     .venv/bin/python benchmark/learning_curve.py --sizes 10 50 --samples 1 --skip-hwu
+    .venv/bin/python benchmark/learning_curve.py --previous HEAD~3 --skip-diet
 """
 
 import argparse
@@ -21,6 +24,7 @@ import json
 import os
 import random
 import statistics
+import subprocess
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +34,7 @@ from systems import DIET, HERE, OURS, REPOSITORY, benchmark, machine
 
 SIZES = [5, 10, 25, 50, 100, 0]  # 0: the whole training data
 HWU = REPOSITORY.parent / "shared" / "nlu-evaluation-data"
+CLINC_IN_SCOPE = REPOSITORY.parent / "shared" / "clinc150-oos" / "in_scope.json"
 SAMPLE_SEEDS = [7, 8, 9]
 # SNIPS intents cut to a few examples in the unbalanced assistant, and how many they keep.
 UNBALANCED = {"AddToPlaylist": 15, "RateBook": 15}
@@ -85,8 +90,13 @@ def main() -> None:
                         help="SNIPS sizes for DIET (all); the unbalanced assistant's is 15")
     parser.add_argument("--unbalanced", type=int, default=3,
                         help="draws of the unbalanced assistant for ours (DIET: --diet-samples)")
-    parser.add_argument("--hwu-sizes", type=int, nargs="+", default=[10, 0])
+    parser.add_argument("--hwu-sizes", type=int, nargs="+", default=[5, 10, 0])
     parser.add_argument("--hwu-folds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--hwu-samples", type=int, default=2,
+                        help="draws per fold at k per intent (the whole file: one)")
+    parser.add_argument("--clinc-sizes", type=int, nargs="*", default=[10])
+    parser.add_argument("--previous", metavar="REV",
+                        help="also train the component as it was at this git revision")
     parser.add_argument("--hwu-diet-epochs", type=int, default=100)
     parser.add_argument("--hwu-diet-sizes", type=int, nargs="*", help="HWU64 sizes for DIET (all)")
     parser.add_argument("--skip-hwu", action="store_true")
@@ -104,7 +114,16 @@ def main() -> None:
 
     diet = [*DIET[:-1], {**DIET[-1], "epochs": args.diet_epochs}]
     hwu_diet = [*DIET[:-1], {**DIET[-1], "epochs": args.hwu_diet_epochs}]
+    previous = None
+    if args.previous:
+        previous = checkout(args.previous, args.out / "previous")
+        print(f"previous: the component at {previous.name} ({args.previous})", flush=True)
     jobs = []  # (data set, size, system, sample, pipeline, train messages, test file)
+
+    def ours(data: str, size: int, sample: int, train, test_file: Path) -> None:
+        jobs.append((data, size, "ours", sample, OURS, train, test_file))
+        if previous is not None:
+            jobs.append((data, size, f"ours at {previous.name}", sample, OURS, train, test_file))
     snips_train, snips_test = read_source(args.snips)
     snips_test_file = args.out / "data" / "snips-test.yml"
     write_nlu_yaml(snips_test, snips_test_file)
@@ -116,7 +135,7 @@ def main() -> None:
         for sample in range(max(samples, 0 if args.skip_diet else args.diet_samples)):
             train = draw(SAMPLE_SEEDS[sample % len(SAMPLE_SEEDS)])
             if sample < samples:
-                jobs.append((data, size, "ours", sample, OURS, train, snips_test_file))
+                ours(data, size, sample, train, snips_test_file)
             if not args.skip_diet and diet_size and sample < args.diet_samples:
                 jobs.append((data, size, "diet", sample, diet, train, snips_test_file))
 
@@ -130,14 +149,28 @@ def main() -> None:
         folder = HWU / f"fold{fold:02d}"
         messages = load_data(str(folder / "train.json")).nlu_examples
         for size in args.hwu_sizes:
-            train = per_intent(messages, size, SAMPLE_SEEDS[0])
-            jobs.append(("hwu64", size, "ours", fold, OURS, train, folder / "test.json"))
-            if not args.skip_diet and (args.hwu_diet_sizes is None or size in args.hwu_diet_sizes):
-                jobs.append(("hwu64", size, "diet", fold, hwu_diet, train, folder / "test.json"))
+            for draw in range(args.hwu_samples if size else 1):
+                train = per_intent(messages, size, SAMPLE_SEEDS[draw % len(SAMPLE_SEEDS)])
+                sample = f"{fold}.{draw}" if size else fold
+                ours("hwu64", size, sample, train, folder / "test.json")
+                diet_size = args.hwu_diet_sizes is None or size in args.hwu_diet_sizes
+                if not args.skip_diet and diet_size and draw < args.diet_samples:
+                    jobs.append(("hwu64", size, "diet", sample, hwu_diet, train, folder / "test.json"))
+    if args.clinc_sizes:
+        clinc = json.loads(CLINC_IN_SCOPE.read_text(encoding="utf-8"))
+        from rasa.shared.nlu.training_data.message import Message
+
+        clinc_train = [Message.build(text=t, intent=i) for t, i in clinc["train"]]
+        clinc_test_file = args.out / "data" / "clinc150-val.yml"
+        write_nlu_yaml([Message.build(text=t, intent=i) for t, i in clinc["val"]], clinc_test_file)
+        for size in args.clinc_sizes:
+            for sample in range(args.samples):
+                train = per_intent(clinc_train, size, SAMPLE_SEEDS[sample % len(SAMPLE_SEEDS)])
+                ours("clinc150", size, sample, train, clinc_test_file)
 
     runs = []
     for data, size, system, sample, pipeline, train, test_file in jobs:
-        name = f"{data}-{size or 'all'}-{system}-{sample}"
+        name = f"{data}-{size or 'all'}-{system.replace(' ', '-')}-{sample}"
         print(f"\n=== {name}: {len(train)} training examples ===", flush=True)
         saved = args.out / name / "run.json"
         if args.reuse and saved.is_file():
@@ -149,6 +182,7 @@ def main() -> None:
             figures = benchmark(
                 name, pipeline, train_file, test_file, test_counts, args.out,
                 with_out_of_scope=data.startswith("snips"),
+                code=previous if system.startswith("ours at") else None,
             )
             if data == "snips-unbalanced":
                 figures["small_intents_accuracy"] = small_intents_accuracy(
@@ -170,6 +204,25 @@ def main() -> None:
     (args.out / "curve.md").write_text(markdown(results), encoding="utf-8")
     plot(runs, args.out / "curve.png")
     print("\n" + markdown(results))
+
+
+def checkout(revision: str, folder: Path) -> Path:
+    """The `components` folder of the repository at `revision`, written under `folder`, in a
+    folder named after its commit."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", f"{revision}^{{commit}}"],
+        cwd=REPOSITORY, check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    target = folder / commit
+    if not (target / "rasa_bert_intent").is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "archive", commit, "components"], cwd=REPOSITORY, check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "--strip-components=1", "-C", str(target)], input=archive,
+                       check=True)
+    return target
 
 
 def grouped(runs: List[Dict]) -> Dict:
@@ -224,7 +277,8 @@ def plot(runs: List[Dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for (key, title), axis in zip(FIGURES[:2], axes):
+    titles = dict(FIGURES)
+    for key, axis in zip(("accuracy", "slot_f1"), axes):
         lines: Dict = {}
         for (data, size), systems in grouped(runs).items():
             if data == "snips-unbalanced":  # a single size, in the table only
@@ -232,7 +286,7 @@ def plot(runs: List[Dict], path: Path) -> None:
             for system, group in systems.items():
                 per_intent_count = size or statistics.mean(
                     r["examples"] for r in group
-                ) / {"snips": 7, "hwu64": 64}[data]
+                ) / {"snips": 7, "hwu64": 64, "clinc150": 150}[data]
                 values = [r[key] for r in group if r.get(key) is not None]
                 if values:
                     lines.setdefault((data, system), []).append(
@@ -241,10 +295,10 @@ def plot(runs: List[Dict], path: Path) -> None:
         for (data, system), points in lines.items():
             points.sort()
             axis.plot(*zip(*points), marker="o", linestyle="-" if system == "ours" else "--",
-                      label=f"{'ours' if system == 'ours' else 'DIET'}, {data}")
+                      label=f"{'DIET' if system == 'diet' else system}, {data}")
         axis.set_xscale("log")
         axis.set_xlabel("training examples per intent")
-        axis.set_title(title)
+        axis.set_title(titles[key])
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()

@@ -2,22 +2,25 @@
 
 Dev data only. SNIPS: the 700-query dev split of dev_eval.py, training on k queries per intent
 drawn from the rest. HWU64: 10 examples per intent of a fold's train.json held out as dev,
-training on the rest or k per intent of it. The test files are never read.
+training on the rest or k per intent of it. CLINC150 (`clinc:k`): k per intent of its train
+split, its val split as dev. The test files are never read.
 
     .venv/bin/python benchmark/schedule_dev.py --data snips:10 snips:50 hwu:10 -- "" "learning_rate=1e-4"
     .venv/bin/python benchmark/schedule_dev.py --data snips-unbalanced --samples 1 -- ""
+    .venv/bin/python benchmark/schedule_dev.py --data clinc:10 -- "" "in_scope.NEIGHBOUR_WEIGHT=5"
 
 An argument after `--` is one configuration: space-separated setting=value overrides of the
-defaults, and `training.NAME=value` for the schedule's constants. The served model that
-training.train gives is scored (its time is the training's, export and out-of-scope statistics
-included). Printed per data set and configuration: intent accuracy on dev, the share of dev
-queries that config.yml's FallbackClassifier would send to `nlu_fallback` (and the share it would
-send on the plain softmax probabilities, without the in-scope factor), span F1, sentence
-accuracy (intent and every span right), and for SNIPS the share of out-of-scope messages
-(CLINC150 dev and out_of_scope.yml) caught.
+defaults, and `training.NAME=value` (or `model.`, `in_scope.`) for the modules' constants. The
+served model that training.train gives is scored (its time is the training's, export and
+out-of-scope statistics included). Printed per data set and configuration: intent accuracy on
+dev, the share of dev queries that config.yml's FallbackClassifier would send to `nlu_fallback`
+(and the share it would send on the plain softmax probabilities, without the in-scope factor),
+span F1, sentence accuracy (intent and every span right), and for SNIPS the share of
+out-of-scope messages (CLINC150 dev and out_of_scope.yml) caught.
 """
 
 import argparse
+import json
 import logging
 import os
 import statistics
@@ -34,13 +37,15 @@ from rasa.shared.nlu.training_data.loading import load_data  # noqa: E402
 import out_of_scope  # noqa: E402
 from dev_eval import SNIPS, dev_split, overrides  # noqa: E402
 from learning_curve import UNBALANCED, per_intent, unbalanced  # noqa: E402
-from rasa_bert_intent import BertIntentClassifier, training  # noqa: E402
+from rasa_bert_intent import BertIntentClassifier, in_scope, model, training  # noqa: E402
 from rasa_bert_intent import entities as entity_tags  # noqa: E402
 from rasa_bert_intent.settings import default_config  # noqa: E402
 from rasa_bert_intent.snips import read_source  # noqa: E402
 from slot_metrics import slot_scores, spans  # noqa: E402
 
 HWU = Path(__file__).resolve().parents[2] / "shared" / "nlu-evaluation-data"
+CLINC_IN_SCOPE = HWU.parent / "clinc150-oos" / "in_scope.json"
+MODULES = {"training": training, "model": model, "in_scope": in_scope}
 HWU_DEV_PER_INTENT = 10
 INTENT_OF = lambda example: example.intent  # noqa: E731
 
@@ -72,6 +77,10 @@ def data_sets(names, samples):
             elif kind == "snips-unbalanced":
                 pool, dev, oos = snips_pool, snips_dev, True
                 pool = unbalanced(pool, sample, INTENT_OF)
+            elif kind == "clinc":
+                clinc = json.loads(CLINC_IN_SCOPE.read_text(encoding="utf-8"))
+                pool, dev = ([training.Example(t, i) for t, i in clinc[s]] for s in ("train", "val"))
+                oos = False  # its out-of-scope queries are the SNIPS assistant's
             else:
                 pool, dev = hwu_split(1 + sample)
                 oos = False  # CLINC's other intents overlap HWU64's domains
@@ -133,8 +142,9 @@ def apply(argument):
     """The config of one argument, after setting the training constants it names."""
     config = {}
     for key, value in overrides(argument).items():
-        if key.startswith("training."):
-            setattr(training, key.split(".", 1)[1], value)
+        module, _, name = key.partition(".")
+        if module in MODULES:
+            setattr(MODULES[module], name, value)
         else:
             config[key] = value
     return {**default_config(), **config}
@@ -149,12 +159,15 @@ def main():
     parser.add_argument("configs", nargs="*", default=[""])
     args = parser.parse_args()
     oos = [t for texts, _ in out_of_scope.read_out_of_scope().values() for t in texts]
-    constants = {k: getattr(training, k) for k in dir(training) if k.isupper()}
+    constants = {
+        (module, k): getattr(module, k) for module in MODULES.values() for k in dir(module)
+        if k.isupper()
+    }
     results = {}
     for name, train, dev, with_oos in data_sets(args.data, args.samples):
         for argument in args.configs:
-            for key, value in constants.items():
-                setattr(training, key, value)
+            for (module, key), value in constants.items():
+                setattr(module, key, value)
             figures = evaluate(apply(argument), train, dev, oos if with_oos else None)
             results.setdefault((name.split("#")[0], argument), []).append(figures)
             print(f"{name} ({len(train)} examples) [{argument or 'defaults'}] " + ", ".join(

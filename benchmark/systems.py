@@ -20,7 +20,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import out_of_scope
 from slot_metrics import slot_scores, spans
@@ -56,9 +56,12 @@ def benchmark(
     test_query_counts: Counter,
     out: Path,
     with_out_of_scope: bool = True,
+    code: Optional[Path] = None,
 ) -> Dict:
     """Trains, tests and times one system; returns its figures. Without `with_out_of_scope`
-    the out-of-scope messages are not parsed, and only the test queries' fallback is given."""
+    the out-of-scope messages are not parsed, and only the test queries' fallback is given.
+    `code`: a folder of another version of the `rasa_bert_intent` package to run instead."""
+    env = None if code is None else {**os.environ, "PYTHONPATH": str(code)}
     folder = out / name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -85,6 +88,7 @@ def benchmark(
             "model",
         ],
         keep_stderr=True,
+        env=env,
     )
     export = EXPORT_LOG.search(train["stderr"])
     model = folder / "model.tar.gz"
@@ -99,7 +103,8 @@ def benchmark(
             str(model),
             "--out",
             str(folder / "report"),
-        ]
+        ],
+        env=env,
     )
     report = json.loads((folder / "report/intent_report.json").read_text())
     errors_file = folder / "report/intent_errors.json"  # written only if there are errors
@@ -113,6 +118,7 @@ def benchmark(
         [sys.executable, __file__, "--latency", str(model), str(test_file), str(predictions_file)]
         + ([] if with_out_of_scope else ["--no-out-of-scope"]),
         capture=True,
+        env=env,
     )
     latency = json.loads(measured["stdout"].strip().splitlines()[-1])
     predictions = json.loads(predictions_file.read_text(encoding="utf-8"))
@@ -167,13 +173,20 @@ def benchmark(
     }
 
 
-def run(command: List[str], capture: bool = False, keep_stderr: bool = False) -> Dict:
-    """Runs a command; its wall time, peak memory and CPU use, and what it printed if captured
-    (stdout) or kept (stderr, which is still shown as it comes)."""
+def run(
+    command: List[str],
+    capture: bool = False,
+    keep_stderr: bool = False,
+    env: Optional[Dict[str, str]] = None,
+) -> Dict:
+    """Runs a command (in `env`, by default this one); its wall time, peak memory and CPU use,
+    and what it printed if captured (stdout) or kept (stderr, which is still shown as it
+    comes)."""
     started = time.perf_counter()
     process = subprocess.Popen(
         command,
         cwd=REPOSITORY,
+        env=env,
         stdout=subprocess.PIPE if capture else None,
         stderr=subprocess.PIPE if keep_stderr else None,
         text=capture,
