@@ -30,11 +30,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List
 
+from out_of_scope import read_clinc_in_scope
 from systems import DIET, HERE, OURS, REPOSITORY, benchmark, machine
 
 SIZES = [5, 10, 25, 50, 100, 0]  # 0: the whole training data
 HWU = REPOSITORY.parent / "shared" / "nlu-evaluation-data"
-CLINC_IN_SCOPE = REPOSITORY.parent / "shared" / "clinc150-oos" / "in_scope.json"
 SAMPLE_SEEDS = [7, 8, 9]
 # SNIPS intents cut to a few examples in the unbalanced assistant, and how many they keep.
 UNBALANCED = {"AddToPlaylist": 15, "RateBook": 15}
@@ -157,7 +157,7 @@ def main() -> None:
                 if not args.skip_diet and diet_size and draw < args.diet_samples:
                     jobs.append(("hwu64", size, "diet", sample, hwu_diet, train, folder / "test.json"))
     if args.clinc_sizes:
-        clinc = json.loads(CLINC_IN_SCOPE.read_text(encoding="utf-8"))
+        clinc = read_clinc_in_scope()
         from rasa.shared.nlu.training_data.message import Message
 
         clinc_train = [Message.build(text=t, intent=i) for t, i in clinc["train"]]

@@ -11,7 +11,15 @@ from scipy.stats import rankdata
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 CLINC = REPOSITORY.parent / "shared" / "clinc150-oos" / "dev.json"
+CLINC_IN_SCOPE = CLINC.with_name("in_scope.json")
 OURS = Path(__file__).with_name("out_of_scope.yml")
+
+
+def read_clinc_in_scope() -> Dict[str, List[Tuple[str, str]]]:
+    """CLINC150's 150 intents, for few-shot runs rather than out of scope: {"train": [(text,
+    intent)], "val": [...]}."""
+    data = json.loads(CLINC_IN_SCOPE.read_text(encoding="utf-8"))
+    return {split: [(text, intent) for text, intent in data[split]] for split in ("train", "val")}
 
 
 def read_out_of_scope(clinc: Path = CLINC) -> Dict[str, Tuple[List[str], List[str]]]:

@@ -20,7 +20,6 @@ out-of-scope messages (CLINC150 dev and out_of_scope.yml) caught.
 """
 
 import argparse
-import json
 import logging
 import os
 import statistics
@@ -44,7 +43,6 @@ from rasa_bert_intent.snips import read_source  # noqa: E402
 from slot_metrics import slot_scores, spans  # noqa: E402
 
 HWU = Path(__file__).resolve().parents[2] / "shared" / "nlu-evaluation-data"
-CLINC_IN_SCOPE = HWU.parent / "clinc150-oos" / "in_scope.json"
 MODULES = {"training": training, "model": model, "in_scope": in_scope}
 HWU_DEV_PER_INTENT = 10
 INTENT_OF = lambda example: example.intent  # noqa: E731
@@ -78,7 +76,7 @@ def data_sets(names, samples):
                 pool, dev, oos = snips_pool, snips_dev, True
                 pool = unbalanced(pool, sample, INTENT_OF)
             elif kind == "clinc":
-                clinc = json.loads(CLINC_IN_SCOPE.read_text(encoding="utf-8"))
+                clinc = out_of_scope.read_clinc_in_scope()
                 pool, dev = ([training.Example(t, i) for t, i in clinc[s]] for s in ("train", "val"))
                 oos = False  # its out-of-scope queries are the SNIPS assistant's
             else:
