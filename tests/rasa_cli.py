@@ -8,12 +8,15 @@ from pathlib import Path
 RASA = str(Path(sys.executable).with_name("rasa"))
 
 
-def rasa(project: Path, *arguments: str, timeout: int = 1200) -> subprocess.CompletedProcess:
-    """Runs `rasa ARGUMENTS` in the project folder; fails the test, showing the end of what
-    it printed, unless it exits with 0."""
+def rasa(
+    project: Path, *arguments: str, timeout: int = 1200, input: str = ""
+) -> subprocess.CompletedProcess:
+    """Runs `rasa ARGUMENTS` in the project folder, `input` on its standard input; fails the
+    test, showing the end of what it printed, unless it exits with 0."""
     completed = subprocess.run(
         [RASA, *arguments],
         cwd=project,
+        input=input,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -15,6 +15,7 @@ from small_assistant import (
     nlu_yaml,
     unbalanced_shop,
 )
+from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
 from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
 from rasa.nlu.classifiers.classifier import IntentClassifier
@@ -26,7 +27,13 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from rasa_bert_intent import BertIntentClassifier
-from rasa_bert_intent.storage import IN_SCOPE_FILE, METADATA_FILE, MODEL_FILE, VOCAB_FILE
+from rasa_bert_intent.storage import (
+    IN_SCOPE_FILE,
+    METADATA_FILE,
+    MODEL_FILE,
+    VOCAB_FILE,
+    WEIGHTS_FILE,
+)
 
 MARKUP = re.compile(r"\[([^\]]+)\]\([^)]+\)")
 # Plain texts: entity markup is for the NLU YAML tests.
@@ -360,11 +367,79 @@ def test_damaged_model_files_give_an_error_naming_component_and_file(trained, fi
             path.write_bytes(original)
 
 
+def load_to_finetune(trained, tmp_path):
+    """The trained classifier loaded as `rasa train --finetune` loads it, from a copy of its
+    storage (the fine-tune writes where it read)."""
+    import shutil
+
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+
+    classifier, storage, resource, _ = trained
+    with storage.read_from(resource) as model_dir:
+        shutil.copytree(model_dir, tmp_path / resource.name)
+    copy_storage = LocalModelStorage(tmp_path)
+    context = ExecutionContext(GraphSchema({}), "test-model", is_finetuning=True)
+    return BertIntentClassifier.load(classifier.config, copy_storage, resource, context)
+
+
+def test_a_finetune_learns_a_new_intent_and_keeps_the_old_ones(trained, tmp_path, caplog):
+    thanks = ["thank you", "thanks a lot", "many thanks", "thanks, that helps", "cheers, thanks",
+              "thank you very much"]
+    data = training_data().merge(
+        TrainingData([Message.build(text=text, intent="thank") for text in thanks])
+    )
+    finetuned = load_to_finetune(trained, tmp_path)
+    with caplog.at_level("INFO"):
+        finetuned.train(data)
+    assert (
+        "fine-tuning from the previous model: 40 of its 40 passes, 24 examples, 6 new, "
+        "new intents: thank; batch 8, about 120 steps" in caplog.text
+    )
+    texts = ["thanks so much", "hello, good morning", "is it going to rain", "bye for now"]
+    assert [m.get("intent")["name"] for m in parse(finetuned, *texts)] == [
+        "thank", "greet", "weather", "goodbye"
+    ]
+
+
+def test_a_finetune_of_a_model_without_trained_weights_says_to_train_it_once(trained, tmp_path):
+    classifier, _, resource, _ = trained
+    load_to_finetune(trained, tmp_path)  # the copy loads
+    (tmp_path / resource.name / WEIGHTS_FILE).unlink()
+    with pytest.raises(RasaException, match="BertIntentClassifier.*once without --finetune"):
+        load_to_finetune((classifier, LocalModelStorage(tmp_path), resource, None), tmp_path / "again")
+
+
+def test_rasa_keeps_refusing_new_labels_where_another_component_learns_them():
+    from rasa.engine.graph import GraphSchema, SchemaNode
+    from rasa.nlu.classifiers.diet_classifier import DIETClassifier
+    from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import (
+        CountVectorsFeaturizer,
+    )
+    from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
+
+    from rasa_bert_intent.new_labels import only_growing_learners
+
+    def schema(*classes):
+        return GraphSchema({
+            f"train_{index}": SchemaNode({}, uses, "create", "train", {})
+            for index, uses in enumerate(classes)
+        })
+
+    assert only_growing_learners(
+        schema(WhitespaceTokenizer, CountVectorsFeaturizer, BertIntentClassifier),
+        BertIntentClassifier,
+    )
+    assert not only_growing_learners(
+        schema(CountVectorsFeaturizer, BertIntentClassifier, DIETClassifier), BertIntentClassifier
+    )
+
+
 # Tests of the settings themselves: each bad value is refused before anything trains.
 @pytest.mark.parametrize(
     "setting, value",
     [
-        ("epochs", 0),
+        ("epochs", -1),
         ("epochs", "3"),
         ("batch_size", -1),
         ("max_seq_len", 2),

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +92,62 @@ def test_training_again_restores_the_classifier_from_rasa_cache(trained_model):
         "Restored component 'BertIntentClassifier' from cache"
         in completed.stdout + completed.stderr
     )
+
+
+def copy_of_project(trained_model: Path, tmp_path: Path) -> Path:
+    """The assistant's files and its trained model, copied to change them freely."""
+    project = tmp_path / "assistant"
+    for name in ("config.yml", "data/nlu.yml", f"models/{trained_model.name}"):
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(trained_model.parent.parent / name, project / name)
+    return project
+
+
+def add_examples(project: Path, intent: str, *texts: str) -> None:
+    nlu = project / "data" / "nlu.yml"
+    nlu.write_text(nlu.read_text(encoding="utf-8") + nlu_yaml({intent: list(texts)}), "utf-8")
+
+
+THANKS = ["thank you", "thanks a lot", "many thanks", "thanks, that helps", "cheers, thanks",
+          "thank you very much"]
+
+
+def test_rasa_train_nlu_finetune_learns_an_added_example_and_a_new_intent(trained_model, tmp_path):
+    project = copy_of_project(trained_model, tmp_path)
+    add_examples(project, "greet", "greetings to you")
+    add_examples(project, "thank", *THANKS)
+    completed = rasa(
+        project, "train", "nlu", "--finetune", f"models/{trained_model.name}",
+        "--epoch-fraction", "0.5", "--fixed-model-name", "finetuned", timeout=900,
+    )
+    assert (
+        "BertIntentClassifier: fine-tuning from the previous model: 20 of its 40 passes, "
+        "25 examples, 7 new (each in 2 copies a pass), new intents: thank; batch 8, about 80 "
+        "steps." in completed.stdout + completed.stderr
+    )
+    lines = ["greetings to you", "thanks a million", "will it snow in Oslo", "see you later, bye"]
+    shell = rasa(project, "shell", "nlu", "--model", "models/finetuned.tar.gz",
+                 input="\n".join(lines) + "\n\n")
+    results = parse_results(shell.stdout)
+    assert [r["intent"]["name"] for r in results[:4]] == ["greet", "thank", "weather", "goodbye"]
+    assert [(e["entity"], e["value"]) for e in results[2]["entities"]] == [("city", "Oslo")]
+
+
+def test_rasa_train_finetune_applies_the_fraction_to_set_epochs(trained_model, tmp_path):
+    # Plumbing: 4 set epochs only to keep the test fast; the defaults are the test above.
+    project = copy_of_project(trained_model, tmp_path)
+    (project / "config.yml").write_text(CONFIG + "    epochs: 4\n", encoding="utf-8")
+    rasa(project, "train", "nlu", "--fixed-model-name", "four", timeout=900)
+    for fraction, passes in ((None, 4), ("0.5", 2)):
+        fraction_option = ["--epoch-fraction", fraction] if fraction else []
+        completed = rasa(
+            project, "train", "nlu", "--finetune", "models/four.tar.gz", *fraction_option,
+            timeout=900,
+        )
+        assert (
+            f"fine-tuning from the previous model: {passes} of its 4 passes, 18 examples, 0 new"
+            in completed.stdout + completed.stderr
+        )
 
 
 def test_server_under_bounded_load_answers_every_request(trained_model):

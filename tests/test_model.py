@@ -254,6 +254,34 @@ def test_the_word_embeddings_are_fine_tuned_only_when_asked(train_word_embedding
     assert not np.allclose(dense_kernel.numpy(), dense_before)
 
 
+def test_the_kept_weights_are_what_training_changes_and_set_back_by_name():
+    model = tiny_model(train_word_embeddings=False)
+    kept = model.network.trained_weights(np.float16)
+    assert "embeddings/word_embeddings/embeddings" not in kept  # frozen: read from the encoder
+    assert {"encoder/layer_0/intermediate/kernel", "dense/kernel", "logits/bias"} <= set(kept)
+    assert all(value.dtype == np.float16 for value in kept.values())
+    other = tiny_model()
+    other.network.set_named_weights({name: value.astype(np.float32) for name, value in kept.items()})
+    assert np.array_equal(other.network.logits.kernel.numpy(), kept["logits/kernel"].astype(np.float32))
+    with pytest.raises(ValueError, match="'logits/bias' has shape"):
+        other.network.set_named_weights({"logits/bias": np.zeros(5, np.float32)})
+
+
+def test_a_fractional_number_of_epochs_trains_that_share_of_the_last_pass(monkeypatch):
+    model = tiny_model()
+    make_step, steps = model._train_step, []
+
+    def counting_step(*args):
+        step = make_step(*args)
+        return lambda *batch: steps.append(1) or step(*batch)
+
+    monkeypatch.setattr(model, "_train_step", counting_step)
+    model.train(TOKEN_ID_LISTS, [0, 1, 2, 0], [None] * 4, intent_loss_weight=1.0,
+                entity_loss_weight=0.0, epochs=1.5, batch_size=1, learning_rate=1e-3,
+                label_smoothing=0.0, seed=0, show_progress=False)
+    assert len(steps) == 6  # 4 batches of one a pass: one pass and half of the next
+
+
 def _onnx_model(outputs) -> bytes:
     """An ONNX model of one `token_ids` input `[batch, 3]` and the named outputs."""
     values = helper.make_tensor_value_info

@@ -2,6 +2,7 @@
 intents, our component with its defaults in place of the default pipeline, `rasa train`, then
 `rasa test core --e2e`, which parses the user text of each test story with the NLU."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -44,4 +45,25 @@ def test_the_starter_assistant_passes_every_test_story(starter):
     rasa(starter, "test", "core", "--stories", "tests/test_stories.yml", "--e2e",
          "--model", "models/starter.tar.gz", "--out", "results")
     failed = (starter / "results" / "failed_test_stories.yml").read_text(encoding="utf-8")
+    assert "None of the test stories failed - all good!" in failed, failed
+
+
+def test_rasa_train_finetune_of_the_starter_still_passes_every_test_story(starter, tmp_path):
+    """The starter grows by an example and is fine-tuned, NLU and dialogue, with `rasa train
+    --finetune` (in a copy: the test above reads the original)."""
+    project = tmp_path / "starter"
+    shutil.copytree(starter, project, ignore=shutil.ignore_patterns("results", ".rasa"))
+    nlu = project / "data" / "nlu.yml"
+    text = nlu.read_text(encoding="utf-8")
+    assert "    - hey\n" in text
+    nlu.write_text(text.replace("    - hey\n", "    - hey\n    - hey, nice to see you\n", 1), "utf-8")
+    completed = rasa(project, "train", "--finetune", "models/starter.tar.gz",
+                     "--epoch-fraction", "0.5", "--fixed-model-name", "finetuned")
+    assert (
+        "fine-tuning from the previous model: 20 of its 40 passes, 69 examples, 1 new (each in 2 "
+        "copies a pass)" in completed.stdout + completed.stderr
+    )
+    rasa(project, "test", "core", "--stories", "tests/test_stories.yml", "--e2e",
+         "--model", "models/finetuned.tar.gz", "--out", "results")
+    failed = (project / "results" / "failed_test_stories.yml").read_text(encoding="utf-8")
     assert "None of the test stories failed - all good!" in failed, failed

@@ -1,13 +1,15 @@
-"""The training schedule and the balancing of rare intents, without Rasa."""
+"""The training schedule, the balancing of rare intents and what a fine-tune continues from, without Rasa."""
 
 import numpy as np
 import pytest
 
+from rasa_bert_intent.finetune import CannotContinue, TrainedWeights, continue_from, example_hashes
 from rasa_bert_intent.training import (
     IN_SCOPE_PER_INTENT,
     Example,
     balanced_rows,
     entity_labels_of,
+    finetune_reason,
     in_scope_rows,
     intent_passes,
     schedule,
@@ -92,3 +94,71 @@ def test_entity_labels_are_collected_in_a_fixed_order():
         ("food", None, "1"),
     ]
     assert entity_labels_of(list(reversed(examples))) == entity_labels_of(examples)
+
+
+# Fine-tuning: the previous training's weights continue, the heads grow for new labels.
+def tiny_network(num_intents: int, num_entity_tags: int, seed: int):
+    import tensorflow as tf
+    from bert_reference import TINY_CONFIG
+
+    from rasa_bert_intent.model import IntentModel, IntentNetwork
+
+    tf.keras.utils.set_random_seed(seed)
+    network = IntentNetwork(TINY_CONFIG, num_intents, 0.1, "mean", num_entity_tags, True, True)
+    return IntentModel(network, 16).network
+
+
+def test_a_finetune_keeps_the_known_rows_and_starts_new_intents_and_tags_fresh():
+    old = tiny_network(num_intents=2, num_entity_tags=3, seed=1)  # tags O, B-city, I-city
+    previous = TrainedWeights(
+        old.trained_weights(), ["greet", "weather"], [("city", None, None)], 5, np.zeros(0)
+    )
+    new = tiny_network(num_intents=3, num_entity_tags=5, seed=2)
+    fresh = {name: weight.numpy() for name, weight in new.named_weights().items()}
+    intents = ["goodbye", "greet", "weather"]
+    labels = [("city", None, None), ("date", None, None)]
+    continue_from(new, previous, intents, labels)
+    now = {name: weight.numpy() for name, weight in new.named_weights().items()}
+    was = previous.weights
+    np.testing.assert_array_equal(now["encoder/layer_0/output/dense/kernel"],
+                                  was["encoder/layer_0/output/dense/kernel"])
+    np.testing.assert_array_equal(now["dense/kernel"], was["dense/kernel"])
+    # Intent rows: greet and weather moved to 1 and 2, goodbye (0) as a fresh training has it.
+    np.testing.assert_array_equal(now["logits/kernel"][:, 1:], was["logits/kernel"])
+    np.testing.assert_array_equal(now["logits/kernel"][:, 0], fresh["logits/kernel"][:, 0])
+    np.testing.assert_array_equal(now["logits/bias"][1:], was["logits/bias"])
+    # Tags O, B-city, I-city kept; B-date, I-date fresh; transitions between known tags kept.
+    np.testing.assert_array_equal(now["entity_tag_logits/kernel"][:, :3],
+                                  was["entity_tag_logits/kernel"])
+    np.testing.assert_array_equal(now["entity_tag_logits/kernel"][:, 3:],
+                                  fresh["entity_tag_logits/kernel"][:, 3:])
+    np.testing.assert_array_equal(now["entity_transitions"][:3, :3], was["entity_transitions"])
+    np.testing.assert_array_equal(now["entity_transitions"][3:], fresh["entity_transitions"][3:])
+
+
+def test_a_finetune_of_another_architecture_is_refused_naming_the_weight():
+    from bert_reference import TINY_CONFIG
+
+    old = tiny_network(num_intents=2, num_entity_tags=0, seed=1)
+    weights = old.trained_weights()
+    name = "encoder/layer_0/intermediate/kernel"
+    weights[name] = np.zeros((TINY_CONFIG["hidden_size"], 7), np.float32)
+    previous = TrainedWeights(weights, ["a", "b"], [], 5, np.zeros(0))
+    with pytest.raises(CannotContinue, match=f"'{name}' has shape"):
+        continue_from(tiny_network(2, 0, seed=2), previous, ["a", "b"], [])
+
+
+def test_a_finetune_tells_new_examples_by_their_text_intent_and_entities():
+    city = {"start": 8, "end": 12, "entity": "city", "value": "Oslo"}
+    seen = [Example("hi", "greet"), Example("rain in Oslo", "weather", [city])]
+    now = seen + [Example("hello", "greet"), Example("hi", "weather"),
+                  Example("rain in Oslo", "weather")]
+    is_new = ~np.isin(example_hashes(now), example_hashes(seen))
+    assert is_new.tolist() == [False, False, True, True, True]
+    previous = TrainedWeights({}, ["greet", "weather"], [], 40, example_hashes(seen))
+    reason = finetune_reason(previous, schedule(8, 3, epochs=10), 5, is_new, 4,
+                             ["greet", "thank", "weather"])
+    assert reason == (
+        "fine-tuning from the previous model: 10 of its 40 passes, 5 examples, 3 new (each in 4 "
+        "copies a pass), new intents: thank; batch 8, about 10 steps"
+    )

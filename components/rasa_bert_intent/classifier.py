@@ -1,9 +1,11 @@
 """`BertIntentClassifier`: fine-tuned BERT intents and entities as a Rasa 3 graph component.
 
 Its settings and their checks are in `settings.py`, training from examples to a servable
-model in `training.py`, entity tagging and decoding in `entities.py`, the Keras network in
-`model.py`, its ONNX graph written from the weights in `onnx_export.py`, the exported model's
-runtime in `predictor.py`, the out-of-scope factor in `in_scope.py`, its files in `storage.py`.
+model in `training.py`, what a fine-tune continues from in `finetune.py` (and Rasa's check of
+a fine-tune's new labels relaxed for it in `new_labels.py`), entity tagging and decoding in
+`entities.py`, the Keras network in `model.py`, its ONNX graph written from the weights in
+`onnx_export.py`, the exported model's runtime in `predictor.py`, the out-of-scope factor in
+`in_scope.py`, its files in `storage.py`.
 """
 
 import logging
@@ -28,7 +30,7 @@ from rasa.utils.tensorflow.constants import RANKING_LENGTH
 
 from rasa_bert_intent import encoder as encoders
 from rasa_bert_intent import entities as entity_tags
-from rasa_bert_intent import settings, storage, training
+from rasa_bert_intent import finetune, new_labels, settings, storage, training
 from rasa_bert_intent.training import Example, TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -78,6 +80,8 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         self._resource = resource
         # Labels, tokenizer, exported network and out-of-scope statistics; None untrained.
         self.trained: Optional[TrainedModel] = None
+        # The previous model's weights when `rasa train --finetune` loaded it to train on.
+        self.finetune_from: Optional[finetune.TrainedWeights] = None
 
     @classmethod
     def create(
@@ -129,9 +133,15 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 bert_config,
                 self.config,
                 show_progress=not rasa.shared.utils.io.is_logging_disabled(),
+                previous=self.finetune_from,
             )
         except training.UnusableEncoder as error:
             raise settings.invalid(self.config, "model", f"names an unusable encoder: {error}")
+        except finetune.CannotContinue as error:
+            raise RasaException(
+                f"{self.name}: cannot fine-tune the previous model: {error}. Its encoder "
+                f"('model', 'num_layers') differs from this training's: train without --finetune."
+            )
         with self._model_storage.write_to(self._resource) as model_dir:
             storage.write(model_dir, self.trained, pretrained.vocab_file)
         return self._resource
@@ -231,6 +241,8 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             with model_storage.read_from(resource) as model_dir:
                 if storage.is_trained(model_dir):
                     component.trained = storage.read(model_dir)
+                    if execution_context.is_finetuning:
+                        component.finetune_from = storage.read_trained_weights(model_dir)
         except ValueError:  # what `read_from` raises for a resource that does not exist
             pass
         if component.trained is None:
@@ -246,3 +258,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 f"model was trained for: retrain it with `rasa train`",
             )
         return component
+
+
+# Rasa builds the training graph, fine-tune validator included, after importing the component.
+new_labels.allow_new_labels_for(BertIntentClassifier)

@@ -1,6 +1,7 @@
 """The Keras network: a fine-tuned BERT encoder with the article's intent head and a tagging head."""
 
 import logging
+import math
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -123,6 +124,49 @@ class IntentNetwork(tf.keras.Model):
             if isinstance(layer, tf.keras.layers.Layer):
                 layer.input_spec = None
 
+    def heads(self) -> Dict[str, tf.keras.layers.Dense]:
+        """The dense layers above the encoder, by name."""
+        heads = {"dense": self.dense, "logits": self.logits}
+        if self.entity_tag_logits is not None:
+            heads["entity_tag_logits"] = self.entity_tag_logits
+        return heads
+
+    def named_weights(self) -> Dict[str, tf.Variable]:
+        """Every weight, under names that Keras' layer counters do not change: the encoder's
+        as `encoder_weight_names`, the heads' as `logits/kernel`, and `entity_transitions`."""
+        weights = dict(zip(self.encoder_weight_names(), self.bert.weights))
+        for name, layer in self.heads().items():
+            weights[f"{name}/kernel"] = layer.kernel
+            weights[f"{name}/bias"] = layer.bias
+        if self.entity_transitions is not None:
+            weights["entity_transitions"] = self.entity_transitions
+        return weights
+
+    def trained_weights(self, dtype: np.dtype = np.float32) -> Dict[str, np.ndarray]:
+        """The values of the weights that training changes, by `named_weights`' names, each
+        converted to `dtype` as it is read."""
+        trainable = {variable.ref() for variable in self.trainable_variables}
+        return {
+            name: weight.numpy().astype(dtype)
+            for name, weight in self.named_weights().items()
+            if weight.ref() in trainable
+        }
+
+    def set_named_weights(self, values: Mapping[str, np.ndarray]) -> None:
+        """Sets weights by `named_weights`' names; ValueError names one unknown or misfit."""
+        weights = self.named_weights()
+        for name, value in values.items():
+            if name not in weights:
+                raise ValueError(f"the network has no weight '{name}'")
+            if tuple(weights[name].shape) != value.shape:
+                raise ValueError(
+                    f"weight '{name}' has shape {value.shape}, the network needs "
+                    f"{tuple(weights[name].shape)}"
+                )
+        tf.keras.backend.batch_set_value(
+            [(weights[name], value) for name, value in values.items()]
+        )
+
     def encoder_weight_names(self) -> List[str]:
         """The BERT layer's weight names below it, such as `encoder/layer_0/intermediate/kernel`."""
         return [_encoder_weight_name(weight) for weight in self.bert.weights]
@@ -200,14 +244,15 @@ class IntentModel:
         entity_tag_lists: Sequence[Optional[Sequence[int]]],
         intent_loss_weight: float,
         entity_loss_weight: float,
-        epochs: int,
+        epochs: float,
         batch_size: int,
         learning_rate: float,
         label_smoothing: float,
         seed: int,
         show_progress: bool,
     ) -> None:
-        """Fine-tunes the network's trainable weights with Adam, the rate falling linearly to 0.
+        """Fine-tunes the network's trainable weights with Adam, the rate falling linearly to 0,
+        for `epochs` passes over the examples (a fractional last pass is its share of batches).
 
         The loss is `intent_loss_weight` times the intent loss plus `entity_loss_weight` times
         the mean tagging loss over the positions `entity_tag_lists` tag (UNTAGGED elsewhere);
@@ -216,12 +261,13 @@ class IntentModel:
         rng = np.random.default_rng(seed)
         labels = np.asarray(labels, dtype=np.int32)
         steps_per_epoch = len(length_batches(token_id_lists, batch_size, self.max_seq_len))
+        total_steps = max(1, math.ceil(epochs * steps_per_epoch))
         # The legacy Adam makes the same update in one fused kernel per weight, the new one in a
         # dozen small operations: a step of 8 messages took 27% less time with it on 2 cores
         # (docs/speed.md). TensorFlow 2.12, which Rasa 3.6 pins, has both.
         optimizer = tf.keras.optimizers.legacy.Adam(
             tf.keras.optimizers.schedules.PolynomialDecay(
-                learning_rate, decay_steps=max(1, epochs * steps_per_epoch), end_learning_rate=0.0
+                learning_rate, decay_steps=total_steps, end_learning_rate=0.0
             )
         )
         # A tf.function whose first call creates variables (here Adam's slots) is traced twice;
@@ -233,12 +279,13 @@ class IntentModel:
             optimizer, label_smoothing, intent_loss_weight, entity_loss_weight
         )
         progress = tqdm(
-            total=epochs * steps_per_epoch, desc="Training", unit="batch", disable=not show_progress
+            total=total_steps, desc="Training", unit="batch", disable=not show_progress
         )
-        for epoch in range(epochs):
+        for epoch in range(math.ceil(total_steps / steps_per_epoch)):
             # loss × messages, messages, intents right, tagged words, tags right
             totals = np.zeros(5)
             batches = length_batches(token_id_lists, batch_size, self.max_seq_len, rng)
+            batches = batches[: total_steps - epoch * steps_per_epoch]
             for step, (length, rows) in enumerate(batches, start=1):
                 batch = pad([token_id_lists[row] for row in rows], length)
                 tags = pad([entity_tag_lists[row] or [] for row in rows], length, UNTAGGED)
@@ -320,13 +367,8 @@ class IntentModel:
         network = self.network
         # The variables themselves: the export reads each when it writes it, so that a copy of
         # one weight at a time is held, not of all.
-        weights = dict(zip(network.encoder_weight_names(), network.bert.weights))
-        heads = {"dense": network.dense, "logits": network.logits}
-        if network.entity_tag_logits is not None:
-            heads["entity_tag_logits"] = network.entity_tag_logits
-        for name, layer in heads.items():
-            weights[f"{name}/kernel"] = layer.kernel
-            weights[f"{name}/bias"] = layer.bias
+        weights = network.named_weights()
+        weights.pop("entity_transitions", None)  # decoding's, in the metadata
         reference_layers = sum(name.endswith("/intermediate/kernel") for name in reference or {})
         params = network.bert.params
         architecture = onnx_export.Architecture(

@@ -36,12 +36,14 @@ def default_config() -> Dict[Text, Any]:
         # Word pieces per message including [CLS] and [SEP]; longer messages are cut.
         # SNIPS' longest query has 41.
         "max_seq_len": 64,
-        # Passes over the training data; null follows the data: enough passes for about 400
+        # Passes over the training data; 0 follows the data: enough passes for about 400
         # optimizer updates (15 per intent where that is more, more with batches over 8), from
         # 3 (full SNIPS) to 40 (a few examples per intent); the training log says what it
         # chose. The old fixed 2 passes gave a 70-example assistant 6 updates (training.py,
-        # docs/choosing-the-defaults.md).
-        "epochs": None,
+        # docs/choosing-the-defaults.md). A number, not null: `rasa train --finetune` multiplies
+        # it by its `--epoch-fraction` (0 stays 0: the fraction then applies to the passes the
+        # previous training chose). null is read as 0 for configs written before.
+        "epochs": 0,
         # Messages per training batch; null follows the data's size: 8 for up to 1,023
         # examples, 16 up to 2,047, 32 from there on.
         "batch_size": None,
@@ -92,7 +94,7 @@ _WHOLE_NUMBER_MINIMUMS = {
     "random_seed": None,
 }
 # Whole-number settings that may also be null, and their smallest values.
-_OPTIONAL_WHOLE_NUMBER_MINIMUMS = {"epochs": 1, "batch_size": 1, "num_layers": 1}
+_OPTIONAL_WHOLE_NUMBER_MINIMUMS = {"epochs": 0, "batch_size": 1, "num_layers": 1}
 _BOOLEANS = (
     "intent_classification",
     "out_of_scope_detection",

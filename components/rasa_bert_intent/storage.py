@@ -4,6 +4,7 @@ import hashlib
 import io
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import rasa.shared.utils.io
 from rasa.shared.exceptions import RasaException
 
 from rasa_bert_intent import entities as entity_tags
+from rasa_bert_intent.finetune import TrainedWeights
 from rasa_bert_intent.in_scope import InScopeModel
 from rasa_bert_intent.predictor import Predictor
 from rasa_bert_intent.settings import COMPONENT
@@ -23,6 +25,10 @@ MODEL_FILE = "model.onnx"
 VOCAB_FILE = "vocab.txt"
 METADATA_FILE = "metadata.json"
 IN_SCOPE_FILE = "in_scope.npz"  # only with out_of_scope_detection
+# The trained weights, for `rasa train --finetune`: serving never reads them.
+WEIGHTS_FILE = "trained_weights.npz"
+# Where the example hashes go in WEIGHTS_FILE, beside the weights' names (which hold a "/").
+EXAMPLE_HASHES = "example_hashes"
 FORMAT_VERSION = 7  # raised whenever the files above change incompatibly
 
 
@@ -37,6 +43,11 @@ def write(model_dir: Path, trained: TrainedModel, vocab_file: Path) -> None:
         (model_dir / IN_SCOPE_FILE).write_bytes(in_scope)
     (model_dir / MODEL_FILE).write_bytes(trained.predictor.onnx_model)
     shutil.copyfile(vocab_file, model_dir / VOCAB_FILE)
+    weights = trained.trained_weights
+    if weights is not None:
+        buffer = io.BytesIO()
+        np.savez(buffer, **weights.weights, **{EXAMPLE_HASHES: weights.example_hashes})
+        (model_dir / WEIGHTS_FILE).write_bytes(buffer.getvalue())
     transitions = trained.entity_transitions
     rasa.shared.utils.io.dump_obj_as_json_to_file(
         model_dir / METADATA_FILE,
@@ -50,6 +61,8 @@ def write(model_dir: Path, trained: TrainedModel, vocab_file: Path) -> None:
             "precision": trained.predictor.precision,
             "model_sha256": hashlib.sha256(trained.predictor.onnx_model).hexdigest(),
             "in_scope_sha256": hashlib.sha256(in_scope).hexdigest() if in_scope else None,
+            # Passes of the training that made the weights (a fine-tune's fraction applies to them).
+            "trained_epochs": None if weights is None else weights.epochs,
         },
     )
 
@@ -118,6 +131,34 @@ def read(model_dir: Path) -> TrainedModel:
         ) from error
     return TrainedModel(
         intents, entity_labels, entity_transitions, tokenizer, predictor, in_scope
+    )
+
+
+def read_trained_weights(model_dir: Path) -> TrainedWeights:
+    """What a fine-tune continues from; `RasaException` if the model lacks it or it is damaged."""
+    try:
+        metadata = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
+        if not (model_dir / WEIGHTS_FILE).is_file() or not metadata.get("trained_epochs"):
+            raise RasaException(
+                f"{COMPONENT}: the model to fine-tune has no trained weights to continue from "
+                f"(it was trained by a version of rasa-bert-intent that did not keep them). "
+                f"Train it once without --finetune."
+            )
+        with np.load(model_dir / WEIGHTS_FILE, allow_pickle=False) as arrays:
+            weights = {name: arrays[name] for name in arrays.files if name != EXAMPLE_HASHES}
+            hashes = arrays[EXAMPLE_HASHES]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise RasaException(
+            f"{COMPONENT}: cannot read the trained weights '{WEIGHTS_FILE}' of the model to "
+            f"fine-tune from '{model_dir}' ({error.__class__.__name__}: {error}). Train it "
+            f"once without --finetune."
+        ) from error
+    return TrainedWeights(
+        weights,
+        metadata["intents"],
+        [tuple(label) for label in metadata["entity_labels"]],
+        metadata["trained_epochs"],
+        hashes,
     )
 
 

@@ -15,6 +15,13 @@ import tensorflow as tf
 
 from rasa_bert_intent import entities as entity_tags
 from rasa_bert_intent.encoder import HuggingFaceEncoder, PretrainedEncoder
+from rasa_bert_intent.finetune import (
+    FINETUNING_EPOCH_FRACTION,
+    STORED_WEIGHTS_DTYPE,
+    TrainedWeights,
+    continue_from,
+    example_hashes,
+)
 from rasa_bert_intent.in_scope import InScopeModel
 from rasa_bert_intent.model import IntentModel, IntentNetwork
 from rasa_bert_intent.predictor import Outputs, Predictor
@@ -90,6 +97,8 @@ class TrainedModel:
     predictor: Predictor
     # What scales the confidences of out-of-scope messages down; None leaves them be.
     in_scope: Optional[InScopeModel]
+    # What a fine-tune continues from; None once loaded for serving.
+    trained_weights: Optional[TrainedWeights] = None
 
     def confidences(self, outputs: Outputs, lengths: Sequence[int]) -> np.ndarray:
         """The intent confidences `[messages, intents]` of the predictor's outputs for messages
@@ -106,7 +115,7 @@ class TrainedModel:
 class Schedule:
     """Passes over the data, messages per batch, and why."""
 
-    epochs: int
+    epochs: float  # whole, but for a fine-tune's fraction of the previous training's
     batch_size: int
     steps: int
     reason: str
@@ -115,10 +124,11 @@ class Schedule:
 def schedule(
     num_examples: int,
     num_intents: int,
-    epochs: Optional[int] = None,
+    epochs: Optional[float] = None,
     batch_size: Optional[int] = None,
 ) -> Schedule:
-    """The training schedule for the examples of some intents; set values override it."""
+    """The training schedule for the examples of some intents; set values override it (a
+    fine-tune's fraction of passes may leave a last pass partial)."""
     if batch_size is None:
         wanted = max(1, num_examples // BATCH_DIVISOR)
         batch_size = min(MAX_BATCH, max(MIN_BATCH, 2 ** int(math.log2(wanted))))
@@ -128,7 +138,7 @@ def schedule(
         per_intent = STEPS_PER_INTENT * (batch_size / MIN_BATCH) ** (1 / 3)
         steps = max(MIN_STEPS, per_intent * num_intents)
         epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, round(steps / per_epoch)))
-    steps = epochs * per_epoch
+    steps = math.ceil(epochs * per_epoch)
     return Schedule(
         epochs,
         batch_size,
@@ -168,7 +178,8 @@ class FittedNetwork:
     tokenizer: WordPieceTokenizer
     token_id_lists: List[List[int]]
     intent_labels: List[int]
-    # Passes over the examples in training.
+    # Passes over the examples of a training from the pretrained encoder: this one's or, for a
+    # fine-tune, the one it continues.
     epochs: int
 
 
@@ -180,10 +191,22 @@ def train(
     bert_config: Dict[str, Any],
     config: Dict[Text, Any],
     show_progress: bool,
+    previous: Optional[TrainedWeights] = None,
 ) -> TrainedModel:
     """Trains, exports and fits the out-of-scope statistics, with the component's merged
-    config; `UnusableEncoder` if the encoder's weights do not fit `bert_config`."""
-    fitted = fit(examples, intents, entity_labels, pretrained, bert_config, config, show_progress)
+    config, from the pretrained encoder or, fine-tuning, from `previous`; `UnusableEncoder` if
+    the encoder's weights do not fit `bert_config`, `finetune.CannotContinue` if `previous`'s
+    do not fit the network."""
+    fitted = fit(
+        examples, intents, entity_labels, pretrained, bert_config, config, show_progress, previous
+    )
+    trained_weights = TrainedWeights(
+        fitted.model.network.trained_weights(STORED_WEIGHTS_DTYPE),
+        intents,
+        entity_labels,
+        fitted.epochs,
+        example_hashes(examples),
+    )
     # Training's garbage (Adam's slots, the traced step) handed back before the export makes
     # room for the export's copies of the weights: 70 examples peaked at 1,172 MiB, not 1,214.
     _return_freed_memory()
@@ -213,7 +236,9 @@ def train(
         in_scope = fit_in_scope(
             predictor, token_id_lists, intent_labels, epochs, config["random_seed"]
         )
-    return TrainedModel(intents, entity_labels, transitions, tokenizer, predictor, in_scope)
+    return TrainedModel(
+        intents, entity_labels, transitions, tokenizer, predictor, in_scope, trained_weights
+    )
 
 
 def fit(
@@ -224,8 +249,10 @@ def fit(
     bert_config: Dict[str, Any],
     config: Dict[Text, Any],
     show_progress: bool,
+    previous: Optional[TrainedWeights] = None,
 ) -> FittedNetwork:
-    """Tokenizes, tags and trains the network on the schedule for the examples."""
+    """Tokenizes, tags and trains the network on the schedule for the examples, or for a
+    fine-tune from `previous` on its share of the previous training's passes."""
     classify_intents = bool(intents) and config["intent_classification"]
     tf.keras.utils.set_random_seed(config["random_seed"])
     tokenizer = WordPieceTokenizer(pretrained.vocab_file, pretrained.do_lower_case)
@@ -243,7 +270,9 @@ def fit(
         not_pretrained = pretrained.load_into(model.network)
     except ValueError as error:
         raise UnusableEncoder(str(error)) from error
-    if not_pretrained:
+    if previous is not None:
+        continue_from(model.network, previous, intents, entity_labels)
+    elif not_pretrained:
         logger.warning(
             f"{COMPONENT}: the encoder '{config['model']}' has no value for "
             f"{len(not_pretrained)} weights, which start from random values: "
@@ -262,8 +291,27 @@ def fit(
             f"{MIN_INTENT_SHARE:.0%} of the largest intent's are repeated, "
             f"{len(rows) - len(examples)} more in each pass."
         )
-    plan = schedule(len(rows), len(intents), config["epochs"], config["batch_size"])
-    logger.info(f"{COMPONENT}: {plan.reason}.")
+    full_epochs = None
+    if previous is not None:
+        full_epochs = previous.epochs
+        # Set epochs Rasa has already multiplied by the fraction; 0 (follow the data) it leaves.
+        epochs = config["epochs"] or previous.epochs * float(
+            config.get(FINETUNING_EPOCH_FRACTION) or 1.0
+        )
+        is_new = ~np.isin(example_hashes(examples), previous.example_hashes)
+        # The examples the previous training did not see get about as many passes as a full
+        # training would give them: a new intent starts from nothing. On HWU64 dev splits at
+        # 12 per intent, two new intents' queries 92.5% right against 90.0% without
+        # (docs/choosing-the-defaults.md, "Fine-tuning").
+        copies = max(1, round(previous.epochs / epochs))
+        rows = np.concatenate([rows, np.repeat(np.flatnonzero(is_new), copies - 1)])
+        plan = schedule(len(rows), len(intents), epochs, config["batch_size"])
+        logger.info(
+            f"{COMPONENT}: {finetune_reason(previous, plan, len(examples), is_new, copies, intents)}."
+        )
+    else:
+        plan = schedule(len(rows), len(intents), config["epochs"] or None, config["batch_size"])
+        logger.info(f"{COMPONENT}: {plan.reason}.")
     model.train(
         [token_id_lists[row] for row in rows],
         [intent_labels[row] for row in rows],
@@ -277,7 +325,28 @@ def fit(
         seed=config["random_seed"],
         show_progress=show_progress,
     )
-    return FittedNetwork(model, tokenizer, token_id_lists, intent_labels, plan.epochs)
+    return FittedNetwork(
+        model, tokenizer, token_id_lists, intent_labels, full_epochs or plan.epochs
+    )
+
+
+def finetune_reason(
+    previous: TrainedWeights,
+    plan: Schedule,
+    num_examples: int,
+    is_new: np.ndarray,
+    copies: int,
+    intents: List[Text],
+) -> str:
+    """What a fine-tune does, for the training log."""
+    new_intents = sorted(set(intents) - set(previous.intents))
+    grown = f", new intents: {', '.join(new_intents)}" if new_intents else ""
+    repeated = f" (each in {copies} copies a pass)" if copies > 1 and is_new.any() else ""
+    return (
+        f"fine-tuning from the previous model: {plan.epochs:g} of its {previous.epochs} passes, "
+        f"{num_examples} examples, {int(is_new.sum())} new{repeated}{grown}; batch "
+        f"{plan.batch_size}, about {plan.steps} steps"
+    )
 
 
 def in_scope_rows(intent_labels: Sequence[int], seed: int) -> List[int]:
