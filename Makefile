@@ -56,10 +56,12 @@ run: train evaluate
 # Quicker: make benchmark BENCHMARK_ARGS="--seeds 42 --skip-diet" (ours alone, about 20 min),
 # "--diet-epochs 10 --hwu-diet-epochs 10", or "--hwu-folds" (SNIPS only).
 # Then one message's forward pass through the exported network, timed beside TensorFlow Lite
-# (and beside an earlier export: FORWARD_ARGS="--compare before=path/to/model.onnx").
+# (and beside an earlier export: FORWARD_ARGS="--compare before=path/to/model.onnx"), and
+# `rasa train --finetune` beside a full training on HWU64's fold 1 (about 25 minutes).
 benchmark: $(INSTALLED)
 	$(BIN)/python benchmark/snips_benchmark.py --snips $(SNIPS) --hwu $(HWU64) $(BENCHMARK_ARGS)
 	$(BIN)/python benchmark/forward_pass.py --snips $(SNIPS) $(FORWARD_ARGS)
+	$(BIN)/python benchmark/finetune_benchmark.py --hwu $(HWU64) $(FINETUNE_ARGS)
 
 # Ours and DIET from 5 examples per intent to all, on SNIPS and HWU64 (../shared): many hours
 # with DIET's 100 epochs. Quicker: make learning-curve CURVE_ARGS="--samples 1 --skip-diet".

@@ -24,7 +24,6 @@ import logging
 import os
 import statistics
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -33,26 +32,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from rasa.shared.nlu.training_data.loading import load_data  # noqa: E402
 
+import in_process  # noqa: E402
 import out_of_scope  # noqa: E402
 from dev_eval import SNIPS, dev_split, overrides  # noqa: E402
+from in_process import as_examples  # noqa: E402
 from learning_curve import UNBALANCED, per_intent, unbalanced  # noqa: E402
-from rasa_bert_intent import BertIntentClassifier, in_scope, model, training  # noqa: E402
-from rasa_bert_intent import entities as entity_tags  # noqa: E402
+from rasa_bert_intent import in_scope, model, training  # noqa: E402
 from rasa_bert_intent.settings import default_config  # noqa: E402
 from rasa_bert_intent.snips import read_source  # noqa: E402
-from slot_metrics import slot_scores, spans  # noqa: E402
 
 HWU = Path(__file__).resolve().parents[2] / "shared" / "nlu-evaluation-data"
 MODULES = {"training": training, "model": model, "in_scope": in_scope}
 HWU_DEV_PER_INTENT = 10
 INTENT_OF = lambda example: example.intent  # noqa: E731
-
-
-def as_examples(messages):
-    return [
-        training.Example(m.get("text"), m.get("intent"), m.get("entities") or [])
-        for m in messages
-    ]
 
 
 def hwu_split(fold: int):
@@ -86,52 +78,18 @@ def data_sets(names, samples):
             yield f"{name}#{sample}", train, dev, oos
 
 
-def predict(trained, texts, max_seq_len):
-    """Encodings, confidences (probabilities times the in-scope factor) and tag
-    probabilities of the served model."""
-    encodings = [trained.tokenizer.encode(text, max_seq_len) for text in texts]
-    outputs = trained.predictor.predict([e.token_ids for e in encodings])
-    confidences = trained.confidences(outputs, [len(e.token_ids) for e in encodings])
-    return encodings, outputs.probabilities, confidences, outputs.tag_probabilities
-
-
 def evaluate(config, train, dev, oos_texts):
-    component = BertIntentClassifier(config, None, None)
-    intents = sorted({e.intent for e in train})
-    labels = training.entity_labels_of(train)
-    pretrained, bert_config = component._pretrained_encoder()
-    started = time.perf_counter()
-    trained = training.train(
-        train, intents, labels, pretrained, bert_config, component.config, False
-    )
-    seconds = time.perf_counter() - started
-    max_seq_len = config["max_seq_len"]
-    encodings, probabilities, confidences, tags = predict(
-        trained, [e.text for e in dev], max_seq_len
-    )
-    predicted = [intents[i] for i in probabilities.argmax(axis=1)]
-    right = [p == e.intent for p, e in zip(predicted, dev)]
-    found = []
-    for example, encoding, tag in zip(dev, encodings, tags):
-        found.append([] if tag is None else spans(entity_tags.decode(
-            example.text, encoding.words, tag[encoding.first_pieces], labels,
-            trained.entity_transitions,
-        )))
-    slots = slot_scores([spans(e.entities) for e in dev], found, right)
-    figures = {
-        "acc": 100 * np.mean(right),
-        "fallback": 100 * np.mean(out_of_scope.rows_falling_back(confidences)),
-        # What the softmax alone sends to nlu_fallback, without the in-scope factor.
-        "softmax_fallback": 100 * np.mean(out_of_scope.rows_falling_back(probabilities)),
-        "f1": slots["slot_f1"],
-        "sentence_acc": slots["sentence_accuracy"],
-        "train_s": seconds,
-    }
+    trained, seconds = in_process.train(train, config)
+    figures = in_process.score(trained, dev, config["max_seq_len"])
+    predicted = figures.pop("predicted")
+    figures["train_s"] = seconds
     counts = Counter(e.intent for e in train)
     if any(0 < counts[i] < max(counts.values()) / 10 for i in UNBALANCED):
-        figures["small_acc"] = 100 * np.mean([r for e, r in zip(dev, right) if e.intent in UNBALANCED])
+        figures["small_acc"] = 100 * np.mean(
+            [p == e.intent for p, e in zip(predicted, dev) if e.intent in UNBALANCED]
+        )
     if oos_texts:
-        _, _, oos_confidences, _ = predict(trained, oos_texts, max_seq_len)
+        _, _, oos_confidences, _ = in_process.predict(trained, oos_texts, config["max_seq_len"])
         figures["oos_caught"] = 100 * np.mean(out_of_scope.rows_falling_back(oos_confidences))
     return figures
 

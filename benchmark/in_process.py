@@ -1,0 +1,77 @@
+"""The served model that `training.train` gives, trained and scored in this process, without
+Rasa's command line: for the benchmarks that compare trainings of one data set (a fine-tune
+beside a full training) and for the dev experiments."""
+
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+import out_of_scope
+from rasa_bert_intent import BertIntentClassifier, training
+from rasa_bert_intent import entities as entity_tags
+from rasa_bert_intent.settings import default_config
+from slot_metrics import slot_scores, spans
+
+
+def as_examples(messages) -> List[training.Example]:
+    """Rasa messages as the training module's examples."""
+    return [
+        training.Example(m.get("text"), m.get("intent"), m.get("entities") or [])
+        for m in messages
+    ]
+
+
+def train(
+    examples: Sequence[training.Example],
+    config: Optional[Dict] = None,
+    previous: Optional[training.TrainedWeights] = None,
+) -> Tuple[training.TrainedModel, float]:
+    """What the component trains on the examples with `config` (merged over the defaults),
+    from `previous` when fine-tuning, and the seconds `training.train` took."""
+    component = BertIntentClassifier({**default_config(), **(config or {})}, None, None)
+    intents = sorted({e.intent for e in examples})
+    labels = training.entity_labels_of(examples)
+    pretrained, bert_config = component._pretrained_encoder()
+    started = time.perf_counter()
+    trained = training.train(
+        examples, intents, labels, pretrained, bert_config, component.config, False, previous
+    )
+    return trained, time.perf_counter() - started
+
+
+def predict(trained: training.TrainedModel, texts: Sequence[str], max_seq_len: int):
+    """Encodings, probabilities, confidences (probabilities times the in-scope factor) and tag
+    probabilities of the served model."""
+    encodings = [trained.tokenizer.encode(text, max_seq_len) for text in texts]
+    outputs = trained.predictor.predict([e.token_ids for e in encodings])
+    confidences = trained.confidences(outputs, [len(e.token_ids) for e in encodings])
+    return encodings, outputs.probabilities, confidences, outputs.tag_probabilities
+
+
+def score(
+    trained: training.TrainedModel, test: Sequence[training.Example], max_seq_len: int
+) -> Dict:
+    """Intent accuracy, the share falling back (with and without the in-scope factor), span F1
+    and sentence accuracy on the test examples, and each one's predicted intent."""
+    encodings, probabilities, confidences, tags = predict(
+        trained, [e.text for e in test], max_seq_len
+    )
+    predicted = [trained.intents[i] for i in probabilities.argmax(axis=1)]
+    right = [p == e.intent for p, e in zip(predicted, test)]
+    found = []
+    for example, encoding, tag in zip(test, encodings, tags):
+        found.append([] if tag is None else spans(entity_tags.decode(
+            example.text, encoding.words, tag[encoding.first_pieces], trained.entity_labels,
+            trained.entity_transitions,
+        )))
+    slots = slot_scores([spans(e.entities) for e in test], found, right)
+    return {
+        "acc": 100 * np.mean(right),
+        "fallback": 100 * np.mean(out_of_scope.rows_falling_back(confidences)),
+        # What the softmax alone sends to nlu_fallback, without the in-scope factor.
+        "softmax_fallback": 100 * np.mean(out_of_scope.rows_falling_back(probabilities)),
+        "f1": slots["slot_f1"],
+        "sentence_acc": slots["sentence_accuracy"],
+        "predicted": predicted,
+    }
