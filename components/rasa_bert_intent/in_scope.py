@@ -19,7 +19,7 @@ nearest: the same for every intent, but for the rare intents whose examples trai
 (they have their own held-out median, and an edge for the passes over their examples). Before
 the factor, each intent's probability is weighted by the message's similarity to that intent's
 NEAREST nearest kept examples in the pretrained space (NEIGHBOUR_WEIGHT). Chosen
-on the SNIPS dev split, SNIPS subsamples, an HWU64 dev split, benchmark/casual_dev.yml and
+on the SNIPS dev split, SNIPS subsamples, an HWU64 dev split, benchmark/experiments/casual_dev.yml and
 CLINC150's out-of-scope queries (docs/out-of-scope.md).
 """
 

@@ -1,26 +1,35 @@
-"""Lets `rasa train nlu --finetune` add intents and entity types when this component is the
-only one in the pipeline that learns them: its heads grow (finetune.continue_from).
+"""Rasa's own checks of a training, told about this component (rasa 3.6.21, pinned in
+pyproject.toml: a Rasa upgrade must check both).
 
-Rasa's `FinetuningValidator` refuses any fine-tune whose NLU data has labels the previous
-model lacked, because DIET cannot grow its heads. It runs before any component, so the
-component cannot answer for itself; this module wraps the validator's one comparison of the
-NLU labels (rasa 3.6.21, pinned in pyproject.toml) and accepts changed labels when every other
-component trained in the graph is a tokenizer, a featurizer, the synonym mapper or a policy.
-With any other learner of labels (DIET, ResponseSelector, CRFEntityExtractor) Rasa's rule
-stands, and so does its check of the domain for `rasa train --finetune` with dialogue: there a
-new intent changes the domain, which the policies would have to grow for.
+- Its recipe validator warns that "your NLU configuration does not include an entity extractor
+  trained on your training data" whenever the data has entities and the pipeline lacks one of
+  its list of trainable extractors (DIET, CRFEntityExtractor, Mitie): the component is added to
+  that list, which also lets Rasa warn of competing extractors beside it.
+- Its `FinetuningValidator` refuses any fine-tune whose NLU data has labels the previous model
+  lacked, because DIET cannot grow its heads. It runs before any component, so the component
+  cannot answer for itself; its one comparison of the NLU labels is wrapped to accept changed
+  labels when every other component trained in the graph is a tokenizer, a featurizer, the
+  synonym mapper or a policy (finetune.continue_from grows the heads). With any other learner of
+  labels (DIET, ResponseSelector, CRFEntityExtractor) Rasa's rule stands, and so does its check
+  of the domain for `rasa train --finetune` with dialogue: there a new intent changes the
+  domain, which the policies would have to grow for.
 """
-
 from typing import Any, Text
 
 from rasa.core.policies.policy import Policy
 from rasa.engine.graph import GraphSchema
-from rasa.graph_components.validators import finetuning_validator
+from rasa.graph_components.validators import default_recipe_validator, finetuning_validator
 from rasa.nlu.extractors.entity_synonyms import EntitySynonymMapper
 from rasa.nlu.featurizers.featurizer import Featurizer
 from rasa.nlu.tokenizers.tokenizer import Tokenizer
 
 _LABEL_FREE = (Tokenizer, Featurizer, EntitySynonymMapper, Policy)
+
+
+def register_as_entity_extractor(component: type) -> None:
+    """Adds the component to the recipe validator's trainable entity extractors, once."""
+    if component not in default_recipe_validator.TRAINABLE_EXTRACTORS:
+        default_recipe_validator.TRAINABLE_EXTRACTORS.append(component)
 
 
 def only_growing_learners(schema: GraphSchema, component: type) -> bool:
