@@ -3,8 +3,8 @@
 The dev split is 100 queries per intent (700, as the research papers keep aside), drawn with a
 fixed seed from the 13,784 training queries; the 700 test queries are never looked at.
 
-    .venv/bin/python benchmark/dev_eval.py pooling=mean pooling=cls
-    .venv/bin/python benchmark/dev_eval.py "num_layers=4 epochs=2" "num_layers=3 epochs=3"
+    .venv/bin/python benchmark/experiments/dev_eval.py pooling=mean pooling=cls
+    .venv/bin/python benchmark/experiments/dev_eval.py "num_layers=4 epochs=2" "num_layers=3 epochs=3"
 
 Each argument is one configuration: space-separated setting=value overrides of the defaults.
 Besides accuracy it prints the dev log loss (the mean of -ln p(true intent)), which still
@@ -14,14 +14,18 @@ tag sequences put an I tag where no entity of its label goes on (what the Viterb
 `entities.best_tags` prevents), and the slot figures without that decoding.
 """
 
+import sys
+from pathlib import Path
+
+# The benchmark's shared modules (out_of_scope, slot_metrics, learning_curve, in_process).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import ast
 import math
 import os
 import random
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -36,7 +40,7 @@ from rasa_bert_intent.cli import DEFAULT_SOURCE  # noqa: E402
 from rasa_bert_intent.snips import read_source  # noqa: E402
 from slot_metrics import slot_scores, spans  # noqa: E402
 
-SNIPS = Path(__file__).resolve().parents[1] / DEFAULT_SOURCE
+SNIPS = Path(__file__).resolve().parents[2] / DEFAULT_SOURCE
 DEV_PER_INTENT = 100
 DEV_SEED = 2019
 

@@ -1,6 +1,6 @@
 """int8 against fp32 on the SNIPS dev split: one training per seed, the network served both ways.
 
-    .venv/bin/python benchmark/precision_dev.py --seeds 42 43
+    .venv/bin/python benchmark/experiments/precision_dev.py --seeds 42 43
 
 Trains BertIntentClassifier (int8, the default) on SNIPS training queries less the dev split
 (dev_eval.dev_split), then exports the same trained network in fp32 and fits its out-of-scope
@@ -10,6 +10,12 @@ messages (../shared/clinc150-oos and benchmark/out_of_scope.yml) that config.yml
 FallbackClassifier turns into `nlu_fallback`, and the time `process` takes for the 700 dev
 queries in one call.
 """
+
+import sys
+from pathlib import Path
+
+# The benchmark's shared modules (out_of_scope, slot_metrics, learning_curve, in_process).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import dataclasses

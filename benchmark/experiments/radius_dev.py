@@ -1,15 +1,21 @@
-"""Compares edges of the in-scope factor on what benchmark/radius_features.py wrote: the share of
+"""Compares edges of the in-scope factor on what benchmark/experiments/radius_features.py wrote: the share of
 dev queries (SNIPS' dev split or an HWU64 fold's) and of casual_dev.yml's short and casual
 requests that fall back, and the share of out-of-scope messages caught (half A of each set, see
 out_of_scope.half_a), with FallbackClassifier as config.yml sets it; and the dev accuracy.
 
-    PYTHONPATH=benchmark .venv/bin/python benchmark/radius_dev.py results/radius-dev/k10-seed3
+    .venv/bin/python benchmark/experiments/radius_dev.py results/radius-dev/k10-seed3
 
 Each column is one edge in standard deviations, the last the shipped one (which grows with the
 epochs the schedule chose); `--network-weight 0.5` weighs the two distances as before
 2026-12-03 (in_scope.NETWORK_WEIGHT), and `--network-weight 1` scores with the fine-tuned
 network's distance alone, as before 2026-12-02's second change.
 """
+
+import sys
+from pathlib import Path
+
+# The benchmark's shared modules (out_of_scope, slot_metrics, learning_curve, in_process).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import json

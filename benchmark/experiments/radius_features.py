@@ -1,21 +1,26 @@
 """Trains BertIntentClassifier with the defaults on SNIPS less the dev split (all of it, or k
 examples per intent), writes the served model's intent probabilities, sentence vectors and word
 piece counts for the training examples, the SNIPS dev split, casual_dev.yml's short and casual
-requests and the out-of-scope sets: what benchmark/radius_dev.py compares edges of the
+requests and the out-of-scope sets: what benchmark/experiments/radius_dev.py compares edges of the
 in-scope factor on; also the epochs the schedule chose and the pretrained encoder's vectors of
 each message (the model's reference vectors). With --hwu-fold N: an HWU64 fold's training
 file less a dev split of HWU_DEV_PER_INTENT per intent instead of SNIPS (no out-of-scope sets: they
 are written for the SNIPS intents).
 
-    .venv/bin/python benchmark/radius_features.py --per-intent 10 --seed 3 --out results/radius-dev
-    .venv/bin/python benchmark/radius_features.py --hwu-fold 1 --out results/radius-dev
+    .venv/bin/python benchmark/experiments/radius_features.py --per-intent 10 --seed 3 --out results/radius-dev
+    .venv/bin/python benchmark/experiments/radius_features.py --hwu-fold 1 --out results/radius-dev
 """
+
+import sys
+from pathlib import Path
+
+# The benchmark's shared modules (out_of_scope, slot_metrics, learning_curve, in_process).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import json
 import os
 import tempfile
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -5,9 +5,9 @@ drawn from the rest. HWU64: 10 examples per intent of a fold's train.json held o
 training on the rest or k per intent of it. CLINC150 (`clinc:k`): k per intent of its train
 split, its val split as dev. The test files are never read.
 
-    .venv/bin/python benchmark/schedule_dev.py --data snips:10 snips:50 hwu:10 -- "" "learning_rate=1e-4"
-    .venv/bin/python benchmark/schedule_dev.py --data snips-unbalanced --samples 1 -- ""
-    .venv/bin/python benchmark/schedule_dev.py --data clinc:10 -- "" "in_scope.NEIGHBOUR_WEIGHT=5"
+    .venv/bin/python benchmark/experiments/schedule_dev.py --data snips:10 snips:50 hwu:10 -- "" "learning_rate=1e-4"
+    .venv/bin/python benchmark/experiments/schedule_dev.py --data snips-unbalanced --samples 1 -- ""
+    .venv/bin/python benchmark/experiments/schedule_dev.py --data clinc:10 -- "" "in_scope.NEIGHBOUR_WEIGHT=5"
 
 An argument after `--` is one configuration: space-separated setting=value overrides of the
 defaults, and `training.NAME=value` (or `model.`, `in_scope.`) for the modules' constants. The
@@ -19,13 +19,17 @@ span F1, sentence accuracy (intent and every span right), and for SNIPS the shar
 out-of-scope messages (CLINC150 dev and out_of_scope.yml) caught.
 """
 
+import sys
+from pathlib import Path
+
+# The benchmark's shared modules (out_of_scope, slot_metrics, learning_curve, in_process).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import argparse
 import logging
 import os
 import statistics
-import sys
 from collections import Counter
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -41,7 +45,7 @@ from rasa_bert_intent import in_scope, model, training  # noqa: E402
 from rasa_bert_intent.settings import default_config  # noqa: E402
 from rasa_bert_intent.snips import read_source  # noqa: E402
 
-HWU = Path(__file__).resolve().parents[2] / "shared" / "nlu-evaluation-data"
+HWU = Path(__file__).resolve().parents[3] / "shared" / "nlu-evaluation-data"
 MODULES = {"training": training, "model": model, "in_scope": in_scope}
 HWU_DEV_PER_INTENT = 10
 INTENT_OF = lambda example: example.intent  # noqa: E731
@@ -136,5 +140,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()
