@@ -37,19 +37,13 @@ COMPONENT = "BertIntentClassifier"
 # within these bounds (70 or 1,000 examples: 8; 2,000: 16; 13,784: 32).
 MIN_BATCH, MAX_BATCH, BATCH_DIVISOR = 8, 32, 64
 # About MIN_STEPS optimizer updates, or STEPS_PER_INTENT for each intent where that is more
-# (a softmax over 64 intents needs longer to grow sure than one over 7), in whole passes, but
-# no more passes than MAX_EPOCHS and no fewer than MIN_EPOCHS (full SNIPS: 3 passes of 431
-# batches; after 2 the tagger was still learning: on the SNIPS dev split, seeds 42 and 43, a
-# third gave slot F1 +1.2 and +1.0, sentence accuracy +2.7 and +2.0 points, `rasa train nlu`
-# 1.14 times as long; a fourth no more slot F1). On an HWU64 fold's dev split with 10 examples per
-# intent, 960 steps instead of 400 took intent accuracy from 79.8% to 82.0% and the queries
-# falling back from 37% to 14%.
-# A batch larger than MIN_BATCH moves the network less per example at the same learning rate,
-# so the steps per intent grow with the cube root of how many times MIN_BATCH it is (batch 32:
-# 1.59 times). On two HWU64 folds' dev splits (9,320 examples of 64 intents, batch 32) that is
-# 5 passes instead of 3: queries falling back 6.0% -> 3.4%, intent accuracy 90.3% -> 91.3%;
-# `rasa train nlu` of a whole fold took 1.45 times as long. 7 passes (the square root) gave
-# 3.5% in twice the time.
+# (a softmax over 64 intents needs longer to grow sure than one over 7), in whole passes within
+# MIN_EPOCHS and MAX_EPOCHS. Full SNIPS gets the minimum of 3 passes, because the tagger still
+# learns in the third (dev slot F1 +1.2). HWU64 at 10 per intent gets 960 steps (dev accuracy
+# 82.0% against 79.8% with 400). A batch larger than MIN_BATCH moves the network less per
+# example, so the steps per intent grow with the cube root of how many times MIN_BATCH it is
+# (batch 32: 1.59 times; a whole HWU64 fold 5 passes, dev falling back 3.4% against 6.0% with 3).
+# The measurements: docs/choosing-the-defaults.md, "Every assistant".
 MIN_STEPS, STEPS_PER_INTENT, MIN_EPOCHS, MAX_EPOCHS = 400, 15, 3, 40
 # Intents with fewer examples than this share of the largest intent's are repeated in each
 # pass up to it, so that a rare intent is not drowned by a common one.
