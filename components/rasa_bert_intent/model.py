@@ -173,20 +173,11 @@ class IntentNetwork(tf.keras.Model):
 
     def set_encoder_weights(self, encoder_weights: Mapping[str, np.ndarray]) -> None:
         """Loads pretrained weights into the BERT layer; ValueError names one missing or misfit."""
-        expected = dict(zip(self.encoder_weight_names(), self.bert.weights))
-        missing = sorted(set(expected) - set(encoder_weights))
+        names = self.encoder_weight_names()
+        missing = sorted(set(names) - set(encoder_weights))
         if missing:
             raise ValueError(f"missing weights: {', '.join(missing[:5])}")
-        values = {name: encoder_weights[name] for name in expected}  # each read once
-        for name, weight in expected.items():
-            if tuple(weight.shape) != values[name].shape:
-                raise ValueError(
-                    f"weight '{name}' has shape {values[name].shape}, the model needs "
-                    f"{tuple(weight.shape)}"
-                )
-        tf.keras.backend.batch_set_value(
-            [(weight, values[name]) for name, weight in expected.items()]
-        )
+        self.set_named_weights({name: encoder_weights[name] for name in names})
 
 
 def _encoder_weight_name(weight: tf.Variable) -> str:
