@@ -51,6 +51,11 @@ def num_tags(labels: Sequence[Label]) -> int:
     return 1 + 2 * len(labels) if labels else 0
 
 
+def begin_and_inside_tags(label: int) -> Tuple[int, int]:
+    """The B and I tags of the label at index `label`."""
+    return 2 * label + 1, 2 * label + 2
+
+
 def word_tags(
     words: Sequence[Tuple[int, int]],
     entities: Sequence[Dict[str, Any]],
@@ -69,9 +74,9 @@ def word_tags(
             return None
         if any(tag != OUTSIDE for tag in tags[first : last + 1]):
             return None
-        label = index_of[label_of(entity)]
-        tags[first] = 2 * label + 1
-        tags[first + 1 : last + 1] = [2 * label + 2] * (last - first)
+        begin, inside = begin_and_inside_tags(index_of[label_of(entity)])
+        tags[first] = begin
+        tags[first + 1 : last + 1] = [inside] * (last - first)
     return tags
 
 

@@ -65,30 +65,29 @@ def continue_from(
 ) -> None:
     """Sets the previous training's weights; the rows of intents and entity labels it did not
     know keep the values a fresh training starts from."""
-    fresh = {name: weight.numpy() for name, weight in network.named_weights().items()}
+    weights = network.named_weights()
     old_intent = _old_rows(intents, previous.intents)
     old_tag = _old_tags(entity_labels, previous.entity_labels)
     values = {}
     for name, old in previous.weights.items():
-        if name not in fresh and name in TAGGING_WEIGHTS:
+        if name not in weights and name in TAGGING_WEIGHTS:
             continue  # the new data annotates no entities
-        if name not in fresh:
+        if name not in weights:
             raise CannotContinue(f"it has a weight '{name}' that this network lacks")
-        value = fresh[name].copy()
+        shape = tuple(weights[name].shape)
         if name in ("logits/kernel", "logits/bias"):
-            _carry_rows(value, old, old_intent, axis=value.ndim - 1)
+            value = _carried_rows(weights[name].numpy(), old, old_intent)
         elif name in TAGGING_WEIGHTS[:2]:
-            _carry_rows(value, old, old_tag, axis=value.ndim - 1)
+            value = _carried_rows(weights[name].numpy(), old, old_tag)
         elif name == "entity_transitions":
+            value = weights[name].numpy()
             new_rows, old_rows = np.flatnonzero(old_tag >= 0), old_tag[old_tag >= 0]
             value[np.ix_(new_rows, new_rows)] = old[np.ix_(old_rows, old_rows)]
-        elif value.shape == old.shape:
+        elif shape == old.shape:
             value = old
         else:
-            raise CannotContinue(
-                f"its weight '{name}' has shape {old.shape}, this network's {value.shape}"
-            )
-        values[name] = value.astype(fresh[name].dtype)
+            raise CannotContinue(f"its weight '{name}' has shape {old.shape}, this network's {shape}")
+        values[name] = value.astype(weights[name].dtype.as_numpy_dtype)
     network.set_named_weights(values)
 
 
@@ -107,14 +106,13 @@ def _old_tags(
     old_label = _old_rows(labels, old_labels)
     tags = [0]  # outside
     for old in old_label:
-        tags += [2 * old + 1, 2 * old + 2] if old >= 0 else [-1, -1]
+        tags += entity_tags.begin_and_inside_tags(old) if old >= 0 else (-1, -1)
     return np.array(tags, dtype=np.int64)
 
 
-def _carry_rows(value: np.ndarray, old: np.ndarray, old_rows: np.ndarray, axis: int) -> None:
-    """Copies `old`'s slices along `axis` into `value` where `old_rows` names one."""
+def _carried_rows(fresh: np.ndarray, old: np.ndarray, old_rows: np.ndarray) -> np.ndarray:
+    """`fresh` (a head's weight, one row per label on its last axis) with `old`'s rows copied
+    where `old_rows` names one; rows of new labels keep their fresh start."""
     new_rows = np.flatnonzero(old_rows >= 0)
-    index = [slice(None)] * value.ndim
-    old_index = [slice(None)] * value.ndim
-    index[axis], old_index[axis] = new_rows, old_rows[new_rows]
-    value[tuple(index)] = old[tuple(old_index)]
+    fresh[..., new_rows] = old[..., old_rows[new_rows]]
+    return fresh
