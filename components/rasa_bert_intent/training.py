@@ -285,9 +285,7 @@ def fit(
             f"{MIN_INTENT_SHARE:.0%} of the largest intent's are repeated, "
             f"{len(rows) - len(examples)} more in each pass."
         )
-    full_epochs = None
     if previous is not None:
-        full_epochs = previous.epochs
         # Set epochs Rasa has already multiplied by the fraction; 0 (follow the data) it leaves.
         epochs = config["epochs"] or previous.epochs * float(
             config.get(FINETUNING_EPOCH_FRACTION) or 1.0
@@ -319,9 +317,9 @@ def fit(
         seed=config["random_seed"],
         show_progress=show_progress,
     )
-    return FittedNetwork(
-        model, tokenizer, token_id_lists, intent_labels, full_epochs or plan.epochs
-    )
+    # A fine-tune's model stands for the previous training's passes, for the next fine-tune.
+    full_epochs = previous.epochs if previous is not None else plan.epochs
+    return FittedNetwork(model, tokenizer, token_id_lists, intent_labels, full_epochs)
 
 
 def finetune_reason(
