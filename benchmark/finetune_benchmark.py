@@ -30,6 +30,7 @@ from rasa.shared.nlu.training_data.loading import load_data  # noqa: E402
 import in_process  # noqa: E402
 from learning_curve import per_intent  # noqa: E402
 from rasa_bert_intent.finetune import FINETUNING_EPOCH_FRACTION  # noqa: E402
+from rasa_bert_intent.settings import default_config  # noqa: E402
 
 HELD_OUT_SHARE = 0.1
 NEW_INTENTS = 2
@@ -71,7 +72,7 @@ def main() -> None:
     folder = args.hwu / f"fold{args.fold:02d}"
     pool = in_process.as_examples(load_data(str(folder / "train.json")).nlu_examples)
     test = in_process.as_examples(load_data(str(folder / "test.json")).nlu_examples)
-    config = in_process.default_config()
+    config = default_config()
     results = []
     for size in args.sizes:
         whole = per_intent(pool, size, args.seed, INTENT_OF)

@@ -276,6 +276,7 @@ def test_a_fractional_number_of_epochs_trains_that_share_of_the_last_pass(monkey
         return lambda *batch: steps.append(1) or step(*batch)
 
     monkeypatch.setattr(model, "_train_step", counting_step)
+    # epochs is the setting under test; batch 1 makes the step count exact; the rest is plumbing.
     model.train(TOKEN_ID_LISTS, [0, 1, 2, 0], [None] * 4, intent_loss_weight=1.0,
                 entity_loss_weight=0.0, epochs=1.5, batch_size=1, learning_rate=1e-3,
                 label_smoothing=0.0, seed=0, show_progress=False)
