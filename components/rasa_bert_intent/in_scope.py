@@ -33,22 +33,16 @@ from sklearn.covariance import ledoit_wolf_shrinkage
 # examples, held out or not, so after many passes over them their distances understate a new
 # message's: the edge grows from EDGE at FEW_PASSES passes (or fewer) to EDGE + EXTRA_EDGE at
 # MANY_PASSES (or more), linearly in the passes' logarithm, for each intent by the passes over
-# its examples. On the dev data (docs/out-of-scope.md, "Weights of the two distances"), with the
-# neighbours' weight: 10 examples per intent (40 passes), five samples: 4.5% of dev queries
-# falling back, 85% of out-of-scope caught (2.6% to 7.1%, 76% to 91%); 50 per intent (9 passes)
-# 1.0%, 85%; all of SNIPS (2 passes) 0.1%, 92%, and 5.7% of casual requests; an HWU64 fold
-# (5 passes) 1.9% falling back. With the network's distance weighing less, the passes matter
-# less: the edge grew by 0.75 when both weighed the same. Edges 2.4 + 0.25 caught 81% at 50 per
-# intent; 2.25 + 0.5 78% at 10 per intent, and 2.25 + 0 let 6.7% fall back there.
+# its examples. At 10 SNIPS examples per intent it lets 4.5% of dev queries fall back and
+# catches 85% of out-of-scope ones (docs/out-of-scope.md, "Weights of the two distances").
 EDGE, EXTRA_EDGE, FEW_PASSES, MANY_PASSES = 2.25, 0.25, 10, 40
 # The fine-tuned network's share of the score, the pretrained encoder's the rest. The network
 # fits its few training examples, and their paraphrases lie far from them in its space; the
-# pretrained space does not move with training. On 11 SNIPS dev draws (5 per intent to all), at
-# the edge that lets 5% of the short and casual requests fall back, 0.25 caught more out-of-scope
-# messages than 0.5 on every draw (mean 89.7% against 85.7%), with somewhat more dev queries
-# falling back (5.3% against 4.2%); 0.2 to 0.35 gave about the same, the pretrained alone less.
+# pretrained space does not move with training. 0.25 caught more out-of-scope messages than 0.5
+# on each of 11 SNIPS dev draws (89.7% against 85.7%; docs/out-of-scope.md, "Weights of the
+# two distances").
 NETWORK_WEIGHT = 0.25
-# The weight of models saved before it was one of their statistics: both distances alike.
+# Models saved before the weight was one of their statistics weighed both distances alike.
 _SAVED_WITHOUT_WEIGHT = 0.5
 # How sharply the factor falls at the edge: 0.88 half a standard deviation inside, 0.12 outside.
 STEEPNESS = 4.0
@@ -58,22 +52,20 @@ STEEPNESS = 4.0
 # examples' word piece counts, those distances are divided by (that count / the message's) **
 # SHORT_EXPONENT (docs/out-of-scope.md, "The median radius and short messages").
 SHORT_QUANTILE, SHORT_EXPONENT = 0.1, 1.5
-# The pretrained distance is to the mean of this many nearest examples. On five dev draws of
-# 10 SNIPS examples per intent, at the shipped edge, 3 took the out-of-scope messages caught from
-# 70.9% to 75.4% with 4.4% of dev queries falling back instead of 4.7% (docs/out-of-scope.md).
+# The pretrained distance is to the mean of this many nearest examples: one example's
+# paraphrase lies near it, not near its intent's mean, and one example alone is noisy. At 10
+# SNIPS examples per intent, 3 caught 75.4% of out-of-scope dev messages where the nearest one
+# caught 70.9% (docs/out-of-scope.md, "Two spaces").
 NEAREST = 3
 # The intent probabilities are multiplied by exp(NEIGHBOUR_WEIGHT x the mean cosine similarity of
 # the message to each intent's NEAREST nearest kept examples in the pretrained space) and
 # renormalised: the pretrained encoder knows which messages mean the same where a network
-# fine-tuned on a few examples does not. On dev data (docs/out-of-scope.md, "Neighbours"), intent
-# accuracy: SNIPS at 5 per intent 88.6% -> 91.5% (3 draws), 10 per intent 93.9% -> 94.7% (5
-# draws), 50 per intent 96.1% -> 97.0%, all 99.1% -> 99.3%; an HWU64 fold 91.4% -> 93.3%. Weights
-# of 10 and 20 gave about the same figures.
+# fine-tuned on a few examples does not. SNIPS dev at 5 per intent: 88.6% -> 91.5%
+# (docs/out-of-scope.md, "Neighbours"); 10 and 20 gave about the same.
 NEIGHBOUR_WEIGHT = 15.0
-# Training examples of each intent kept for the nearest examples: for the distance, 50 were as
-# good as all of them on the dev data (from 50 to 2,000 per intent); for the neighbours' weight,
-# an HWU64 fold (about 150 per intent) reached 92.0% with 50, 92.3% with 100, 93.3% with 200 or
-# all. A message's similarities stay a small product (HWU64: 9,300 vectors, under a millisecond).
+# Training examples of each intent kept for the nearest examples: 50 serve the distance as well
+# as all of them, the neighbours' weight needs more (an HWU64 fold: 92.0% with 50, 93.3% with
+# 200). A message's similarities stay a small product (HWU64: 9,300 vectors, under a ms).
 REFERENCES_PER_INTENT = 200
 # Training examples are held out in FOLDS folds to measure the spread of distances, over new
 # splits until about HELD_OUT distances are measured, at most MAX_REPEATS times: with 10 examples
@@ -83,7 +75,7 @@ FOLDS, HELD_OUT, MAX_REPEATS = 5, 2000, 20
 TINY = 1e-6
 # A distance shorter than the held-out examples' counts at most this many standard deviations
 # below theirs, so that a message near the examples in one space is not taken in however far it
-# lies in the other (no dev figure moved by it).
+# lies in the other.
 LOWEST = -2.0
 
 
