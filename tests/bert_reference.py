@@ -17,18 +17,26 @@ def _layer_norm(x, weight, bias, eps):
 def numpy_bert(weights, config, token_ids):
     """Hidden states of the Hugging Face BERT computation, in float64 numpy, exact GELU."""
     w = {name: value.astype(np.float64) for name, value in weights.items()}
-    heads, eps = config["num_attention_heads"], config.get("layer_norm_eps", 1e-12)
-    batch, length = token_ids.shape
+    length = token_ids.shape[1]
     x = (
         w["embeddings.word_embeddings.weight"][token_ids]
         + w["embeddings.position_embeddings.weight"][:length]
         + w["embeddings.token_type_embeddings.weight"][0]
     )
-    x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
-    mask_add = np.where(token_ids == 0, -10000.0, 0.0)[:, None, None, :]
+    return numpy_layers(w, config, x, token_ids == 0, config.get("layer_norm_eps", 1e-12))
+
+
+def numpy_layers(w, config, x, is_padding, eps, names=lambda name: name):
+    """The embeddings `x` normalised and sent through the transformer layers of the float64
+    weights `w`, under Hugging Face BERT's names or those `names` gives for them."""
+    x = _layer_norm(x, w[names("embeddings.LayerNorm.weight")], w[names("embeddings.LayerNorm.bias")], eps)
+    heads = config["num_attention_heads"]
+    batch, length = is_padding.shape
+    mask_add = np.where(is_padding, -10000.0, 0.0)[:, None, None, :]
     for i in range(config["num_hidden_layers"]):
         p = f"encoder.layer.{i}."
-        dense = lambda h, name: h @ w[p + name + ".weight"].T + w[p + name + ".bias"]
+        weight = lambda name, leaf: w[names(p + name + "." + leaf)]
+        dense = lambda h, name: h @ weight(name, "weight").T + weight(name, "bias")
         split = lambda h: h.reshape(batch, length, heads, -1).transpose(0, 2, 1, 3)
         q, k, v = (split(dense(x, f"attention.self.{n}")) for n in ("query", "key", "value"))
         scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(q.shape[-1]) + mask_add
@@ -36,16 +44,12 @@ def numpy_bert(weights, config, token_ids):
         probs /= probs.sum(-1, keepdims=True)
         context = (probs @ v).transpose(0, 2, 1, 3).reshape(batch, length, -1)
         attention = dense(context, "attention.output.dense") + x
-        x = _layer_norm(
-            attention,
-            w[p + "attention.output.LayerNorm.weight"],
-            w[p + "attention.output.LayerNorm.bias"],
-            eps,
-        )
+        norm = "attention.output.LayerNorm"
+        x = _layer_norm(attention, weight(norm, "weight"), weight(norm, "bias"), eps)
         inner = dense(x, "intermediate.dense")
         inner = 0.5 * inner * (1.0 + erf(inner / np.sqrt(2.0)))
         out = dense(inner, "output.dense") + x
-        x = _layer_norm(out, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
+        x = _layer_norm(out, weight("output.LayerNorm", "weight"), weight("output.LayerNorm", "bias"), eps)
     return x
 
 

@@ -122,14 +122,15 @@ def test_unusable_folders_are_refused_clearly(
     with pytest.raises(EncoderNotFound, match="neither a Hugging Face BERT model"):
         load_pretrained(str(empty))
 
-    roberta = write_hf_folder(tmp_path / "roberta", tiny_hf_weights())
-    config = json.loads((roberta / "config.json").read_text())
-    (roberta / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
-    with pytest.raises(EncoderNotFound, match="only BERT"):
-        load_pretrained(str(roberta))
-    classifier = tiny_classifier(roberta, model_storage, execution_context, "roberta")
+    deberta = write_hf_folder(tmp_path / "deberta", tiny_hf_weights())
+    config = json.loads((deberta / "config.json").read_text())
+    (deberta / "config.json").write_text(json.dumps({**config, "model_type": "deberta-v2"}))
+    with pytest.raises(EncoderNotFound, match="a deberta-v2 model .*architectures read are bert"):
+        load_pretrained(str(deberta))
+    classifier = tiny_classifier(deberta, model_storage, execution_context, "deberta")
     with pytest.raises(
-        InvalidConfigException, match="BertIntentClassifier: the setting 'model'.*only BERT"
+        InvalidConfigException,
+        match="BertIntentClassifier: the setting 'model'.*architectures read are bert",
     ):
         classifier.train(TrainingData([Message.build(text=t, intent=i) for t, i in TINY_DATA]))
 

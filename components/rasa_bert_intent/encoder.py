@@ -3,14 +3,14 @@
 import hashlib
 import importlib.util
 import json
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping
 
 import numpy as np
 import tensorflow as tf
 
+from rasa_bert_intent import architectures
 from rasa_bert_intent.onnx_export import ACTIVATIONS
 from rasa_bert_intent.quiet import quiet_bert_import
 from rasa_bert_intent.weight_files import WEIGHT_FILES, WeightFileError, find_weights, read_weights
@@ -55,18 +55,23 @@ class PretrainedEncoder:
 
 @dataclass
 class HuggingFaceEncoder(PretrainedEncoder):
-    """A Hugging Face BERT folder: config.json, vocab.txt and the weights (weight_files.py)."""
+    """A Hugging Face folder of an architecture of architectures.py: config.json, vocab.txt and
+    the weights (weight_files.py)."""
 
     weights_file: Path = Path(WEIGHT_FILES[0])
+    architecture: architectures.Architecture = architectures.BERT
+    hf_config: Dict[str, Any] = field(default_factory=dict)  # config.json as it is
 
     def weights(self) -> Mapping[str, np.ndarray]:
         """The weights under bert-for-tf2's names below its layer, such as
         `encoder/layer_0/intermediate/kernel`, each read from the file when asked: the export
         holds one at a time."""
         try:
-            return _HuggingFaceWeights(read_weights(self.weights_file))
+            hf_weights = read_weights(self.weights_file)
         except WeightFileError as error:
             raise EncoderNotFound(str(error)) from error
+        pad_id = int(self.hf_config.get("pad_token_id") or 0)
+        return architectures.EncoderWeights(hf_weights, self.architecture, self.hf_config, pad_id)
 
     def load_into(self, network: Any) -> List[str]:
         """Loads every weight; raises `ValueError` if one is missing or of another shape."""
@@ -144,18 +149,22 @@ def load_pretrained(model: str) -> PretrainedEncoder:
 
 
 def _hugging_face(folder: Path, weights_file: Path) -> HuggingFaceEncoder:
-    config = _read_config(folder / HF_CONFIG)
+    hf_config = _read_json(folder / HF_CONFIG)
+    architecture = architectures.architecture_of(hf_config)
     if (
-        config.get("model_type", "bert") != "bert"
-        or config.get("position_embedding_type", "absolute") != "absolute"
+        architecture is None
+        or hf_config.get("position_embedding_type", "absolute") != "absolute"
     ):
+        supported = ", ".join(t for a in architectures.ARCHITECTURES for t in a.model_types)
         raise EncoderNotFound(
-            f"'{folder / HF_CONFIG}' describes a {config.get('model_type')} model "
-            f"({config.get('position_embedding_type', 'absolute')} positions); only BERT "
-            f"models with absolute positions are supported"
+            f"'{folder / HF_CONFIG}' describes a {hf_config.get('model_type')} model "
+            f"({hf_config.get('position_embedding_type', 'absolute')} positions); the "
+            f"architectures read are {supported}, with absolute positions"
         )
     return HuggingFaceEncoder(
-        config=config,
+        config=_checked(architectures.bert_config(architecture, hf_config), folder / HF_CONFIG),
+        architecture=architecture,
+        hf_config=hf_config,
         vocab_file=folder / VOCAB,
         do_lower_case=_hf_lower_case(folder),
         weights_file=weights_file,
@@ -163,7 +172,7 @@ def _hugging_face(folder: Path, weights_file: Path) -> HuggingFaceEncoder:
 
 
 def _google_checkpoint(folder: Path) -> GoogleCheckpointEncoder:
-    config = _read_config(folder / GOOGLE_CONFIG)
+    config = _checked(_read_json(folder / GOOGLE_CONFIG), folder / GOOGLE_CONFIG)
     checkpoint = folder / GOOGLE_CHECKPOINT
     if not Path(f"{checkpoint}.index").is_file():
         raise EncoderNotFound(
@@ -179,11 +188,18 @@ def _google_checkpoint(folder: Path) -> GoogleCheckpointEncoder:
     )
 
 
-def _read_config(path: Path) -> Dict[str, Any]:
+def _read_json(path: Path) -> Dict[str, Any]:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise EncoderNotFound(f"cannot read '{path}': {error}") from error
+    if not isinstance(config, dict):
+        raise EncoderNotFound(f"'{path}' holds no JSON object")
+    return config
+
+
+def _checked(config: Dict[str, Any], path: Path) -> Dict[str, Any]:
+    """A config in `bert_config.json` names, if it states all that the network needs."""
     needed = (
         "hidden_size",
         "num_hidden_layers",
@@ -225,49 +241,3 @@ def fingerprint(folder: Path) -> str:
                 for block in iter(lambda: file.read(1 << 20), b""):
                     digest.update(block)
     return digest.hexdigest()
-
-
-_HF_LAYER = re.compile(r"encoder/layer/(\d+)/")
-# Newer Hugging Face files name a LayerNorm's weights as PyTorch does, older ones as TensorFlow.
-_LAYER_NORM_LEAVES = {"weight": "gamma", "bias": "beta"}
-
-
-class _HuggingFaceWeights(Mapping[str, np.ndarray]):
-    """A Hugging Face BERT folder's encoder weights under bert-for-tf2's names."""
-
-    def __init__(self, hf_weights: Mapping[str, np.ndarray]) -> None:
-        self._hf_weights = hf_weights
-        self._sources: Dict[str, Tuple[str, bool]] = {}
-        for hf_name in hf_weights:
-            converted = _bert_for_tf2_name(hf_name)
-            if converted is not None:
-                self._sources[converted[0]] = (hf_name, converted[1])
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        hf_name, transpose = self._sources[name]
-        value = self._hf_weights[hf_name]
-        return np.ascontiguousarray(value.T if transpose else value, dtype=np.float32)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._sources)
-
-    def __len__(self) -> int:
-        return len(self._sources)
-
-
-def _bert_for_tf2_name(hf_name: str) -> Optional[Tuple[str, bool]]:
-    """A Hugging Face BERT weight's bert-for-tf2 name, and whether it is a dense kernel to
-    transpose; None for what is not part of the encoder."""
-    name = hf_name[len("bert.") :] if hf_name.startswith("bert.") else hf_name
-    if not name.startswith(("embeddings.", "encoder.")) or name.endswith("position_ids"):
-        return None  # the pooler, pretraining heads and buffers
-    name = _HF_LAYER.sub(r"encoder/layer_\1/", name.replace(".", "/"))
-    name = name.replace("intermediate/dense/", "intermediate/")
-    path, leaf = name.rsplit("/", 1)
-    if path.endswith("LayerNorm"):
-        return f"{path}/{_LAYER_NORM_LEAVES.get(leaf, leaf)}", False
-    if path.startswith("embeddings/"):
-        return f"{path}/embeddings", False
-    if leaf == "weight":
-        return f"{path}/kernel", True
-    return f"{path}/{leaf}", False

@@ -16,6 +16,7 @@ from rasa_bert_intent.tokenization import PAD_ID, UNTAGGED, length_batches, pad
 
 with quiet_bert_import():
     from bert import BertModelLayer
+    from params_flow.normalization import LayerNormalization
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ class IntentNetwork(tf.keras.Model):
         super().__init__(name="intent_network")
         self.pooling = pooling
         self.bert = BertModelLayer.from_params(bert_layer_params(bert_config), name=BERT_LAYER_NAME)
+        self.layer_norm_eps = float(
+            bert_config.get("layer_norm_eps", onnx_export.LAYER_NORM_EPSILON)
+        )
         self.train_word_embeddings = train_word_embeddings
         hidden_size = int(bert_config["hidden_size"])
         self.pooled_dropout = tf.keras.layers.Dropout(dropout, name="pooled_dropout")
@@ -118,6 +122,10 @@ class IntentNetwork(tf.keras.Model):
         """
         token_ids = tf.zeros((1, 8), dtype=tf.int32)
         self.bert([token_ids, token_ids])  # creates the encoder's weights under its own name
+        for layer in self.bert.submodules:
+            if isinstance(layer, LayerNormalization):
+                # bert-for-tf2 takes no epsilon: each layer reads its own when it is called.
+                layer.params.epsilon = self.layer_norm_eps
         self.bert.embeddings_layer.word_embeddings_layer.trainable = self.train_word_embeddings
         self.intent_and_entity_tag_logits(token_ids, training=False)
         for layer in self.submodules:
@@ -367,6 +375,7 @@ class IntentModel:
             num_heads=params.num_heads,
             activation=params.intermediate_activation,
             pooling=network.pooling,
+            layer_norm_eps=network.layer_norm_eps,
             reference_layers=reference_layers,
         )
         return onnx_export.write(weights, architecture, precision, reference)

@@ -33,7 +33,7 @@ PRECISIONS = ("int8", "fp32")
 # The first opset with LayerNormalization; version 1 of ONNX Runtime's operators.
 OPSET = 17
 MICROSOFT = "com.microsoft"
-# params_flow's LayerNormalization, which bert-for-tf2 uses everywhere.
+# BERT's, and params_flow's LayerNormalization's, which bert-for-tf2 uses everywhere.
 LAYER_NORM_EPSILON = 1e-12
 # The activations bert-for-tf2 implements and the export writes (its "gelu" is the tanh
 # approximation, which is what FastGelu computes).
@@ -64,6 +64,7 @@ class Architecture:
     num_heads: int
     activation: str  # one of ACTIVATIONS
     pooling: str  # one of POOLINGS
+    layer_norm_eps: float = LAYER_NORM_EPSILON
     # Layers of the pretrained encoder whose mean-pooled vector the model also gives; 0: none.
     reference_layers: int = 0
 
@@ -72,11 +73,16 @@ class _Graph:
     """Nodes and initializers of the graph being written."""
 
     def __init__(
-        self, weights: Mapping[str, Any], reference: Mapping[str, Any], int8: bool
+        self,
+        weights: Mapping[str, Any],
+        reference: Mapping[str, Any],
+        int8: bool,
+        layer_norm_eps: float,
     ) -> None:
         self.weights = weights
         self.reference = reference
         self.int8 = int8
+        self.layer_norm_eps = layer_norm_eps
         self.nodes: List[onnx.NodeProto] = []
         self.initializers: List[onnx.TensorProto] = []
         self._names: Set[str] = set()
@@ -165,7 +171,7 @@ class _Graph:
             ],
             f"{layer}/normalized",
             domain=MICROSOFT,
-            epsilon=LAYER_NORM_EPSILON,
+            epsilon=self.layer_norm_eps,
         )
 
     def attention(self, x: str, mask: str, layer: str, num_heads: int) -> str:
@@ -223,7 +229,7 @@ def write(
         raise ValueError(f"activation {architecture.activation!r} is not one of {ACTIVATIONS}")
     if architecture.pooling not in POOLINGS:
         raise ValueError(f"pooling {architecture.pooling!r} is not one of {POOLINGS}")
-    graph = _Graph(weights, reference or {}, int8=precision == "int8")
+    graph = _Graph(weights, reference or {}, precision == "int8", architecture.layer_norm_eps)
     zero = graph.constant("zero", np.array(0, np.int32))
     is_token = graph.op("Not", [graph.op("Equal", [TOKEN_IDS, zero], "is_padding")], "is_token")
     mask = graph.op("Cast", [is_token], "mask", to=TensorProto.INT32)
@@ -312,7 +318,7 @@ def _encoder(
         ],
         f"{prefix}embeddings/normalized",
         axis=-1,
-        epsilon=LAYER_NORM_EPSILON,
+        epsilon=graph.layer_norm_eps,
     )
     for index in range(num_layers):
         layer = f"{prefix}encoder/layer_{index}"

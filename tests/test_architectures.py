@@ -1,0 +1,195 @@
+"""RoBERTa, XLM-RoBERTa and DistilBERT folders, built from tiny random weights under each
+architecture's own names: the Keras network and its ONNX export against a numpy forward pass
+written from each architecture's definition."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from bert_reference import TINY_CONFIG, TINY_VOCAB, numpy_bert, numpy_layers, tiny_hf_weights
+from params_flow.normalization import LayerNormalization
+from safetensors.numpy import save_file
+
+from rasa_bert_intent import architectures
+from rasa_bert_intent.encoder import load_pretrained
+from rasa_bert_intent.model import IntentModel, IntentNetwork
+from rasa_bert_intent.predictor import Predictor
+
+# RoBERTa's ids: <s> 0, <pad> 1, </s> 2; the network's: padding is 0, so the two trade places.
+ROBERTA_PAD = 1
+ROBERTA_IDS = np.array([[0, 5, 8, 9, 10, 2, 1, 1], [0, 11, 12, 2, 1, 1, 1, 1], [0, 6, 7, 8, 9, 10, 11, 2]])
+BERT_IDS = np.array([[2, 5, 8, 9, 10, 3, 0, 0], [2, 11, 12, 3, 0, 0, 0, 0], [2, 6, 7, 8, 9, 10, 11, 3]])
+# What a DistilBERT file calls a BERT weight's name piece (architectures.DISTILBERT, reversed).
+DISTILBERT_PIECES = [(bert, distil) for distil, bert in architectures.DISTILBERT.weight_names]
+
+
+def roberta_folder(folder, model_type):
+    """A RobertaForSequenceClassification-like folder: positions from the padding id + 1, one
+    token type, LayerNorm epsilon 1e-5."""
+    weights = tiny_hf_weights()
+    rng = np.random.default_rng(1)
+    hidden = TINY_CONFIG["hidden_size"]
+    weights["embeddings.position_embeddings.weight"] = rng.normal(
+        0, 0.5, (TINY_CONFIG["max_position_embeddings"] + ROBERTA_PAD + 1, hidden)
+    ).astype(np.float32)
+    weights["embeddings.token_type_embeddings.weight"] = weights[
+        "embeddings.token_type_embeddings.weight"
+    ][:1]
+    config = {
+        **TINY_CONFIG,
+        "model_type": model_type,
+        "max_position_embeddings": TINY_CONFIG["max_position_embeddings"] + ROBERTA_PAD + 1,
+        "type_vocab_size": 1,
+        "layer_norm_eps": 1e-5,
+        "pad_token_id": ROBERTA_PAD,
+    }
+    saved = {f"roberta.{name}": value for name, value in weights.items()}
+    saved["classifier.dense.weight"] = np.zeros((hidden, hidden), np.float32)
+    return write_folder(folder, config, saved), weights, config
+
+
+def distilbert_folder(folder):
+    """A DistilBertModel folder: its own config keys and weight names, no token types."""
+    weights = tiny_hf_weights()
+    del weights["embeddings.token_type_embeddings.weight"]
+    distil = {}
+    for name, value in weights.items():
+        for bert_piece, distil_piece in DISTILBERT_PIECES:
+            name = name.replace(bert_piece, distil_piece)
+        distil[name] = value
+    config = {
+        "model_type": "distilbert",
+        "dim": TINY_CONFIG["hidden_size"],
+        "n_layers": TINY_CONFIG["num_hidden_layers"],
+        "n_heads": TINY_CONFIG["num_attention_heads"],
+        "hidden_dim": TINY_CONFIG["intermediate_size"],
+        "activation": "gelu",
+        "dropout": 0.1,
+        "attention_dropout": 0.1,
+        "max_position_embeddings": TINY_CONFIG["max_position_embeddings"],
+        "vocab_size": TINY_CONFIG["vocab_size"],
+        "pad_token_id": 0,
+    }
+    return write_folder(folder, config, distil), distil, config
+
+
+def write_folder(folder, config, weights):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    (folder / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n", encoding="utf-8")
+    save_file(weights, str(folder / "model.safetensors"))
+    return folder
+
+
+def numpy_roberta(weights, config, token_ids):
+    """Hugging Face's RoBERTa: position ids count the tokens from the padding id + 1."""
+    w = {name: value.astype(np.float64) for name, value in weights.items()}
+    pad = config["pad_token_id"]
+    is_token = token_ids != pad
+    positions = np.cumsum(is_token, axis=1) * is_token + pad
+    x = (
+        w["embeddings.word_embeddings.weight"][token_ids]
+        + w["embeddings.position_embeddings.weight"][positions]
+        + w["embeddings.token_type_embeddings.weight"][0]
+    )
+    return numpy_layers(w, config, x, ~is_token, config["layer_norm_eps"])
+
+
+def numpy_distilbert(weights, config, token_ids):
+    """Hugging Face's DistilBERT: words and positions, no token types, its own names."""
+    w = {name: value.astype(np.float64) for name, value in weights.items()}
+    x = (
+        w["embeddings.word_embeddings.weight"][token_ids]
+        + w["embeddings.position_embeddings.weight"][: token_ids.shape[1]]
+    )
+
+    def names(bert_name):
+        for bert_piece, distil_piece in DISTILBERT_PIECES:
+            bert_name = bert_name.replace(bert_piece, distil_piece)
+        return bert_name
+
+    layers = {"num_attention_heads": config["n_heads"], "num_hidden_layers": config["n_layers"]}
+    return numpy_layers(w, layers, x, token_ids == 0, 1e-12, names)
+
+
+def network_ids(token_ids, pad):
+    """The architecture's ids as the network reads them: the padding id and 0 trade places."""
+    swapped = token_ids.copy()
+    swapped[token_ids == pad], swapped[token_ids == 0] = 0, pad
+    return swapped
+
+
+@pytest.mark.parametrize("kind", ["roberta", "xlm-roberta", "distilbert", "bert"])
+def test_each_architecture_gives_its_reference_hidden_states_in_keras_and_onnx(tmp_path, kind):
+    if kind == "distilbert":
+        folder, weights, config = distilbert_folder(tmp_path / kind)
+        ids, pad, reference = BERT_IDS, 0, numpy_distilbert
+    elif kind == "bert":
+        weights = tiny_hf_weights()
+        folder = write_folder(tmp_path / kind, {**TINY_CONFIG, "model_type": "bert"},
+                              {f"bert.{n}": v for n, v in weights.items()})
+        config, ids, pad, reference = TINY_CONFIG, BERT_IDS, 0, numpy_bert
+    else:
+        folder, weights, config = roberta_folder(tmp_path / kind, kind)
+        ids, pad, reference = ROBERTA_IDS, ROBERTA_PAD, numpy_roberta
+    encoder = load_pretrained(str(folder))
+    assert encoder.architecture.model_types[0] == {"xlm-roberta": "roberta"}.get(kind, kind)
+    model = IntentModel(IntentNetwork(encoder.config, 3, 0.0, "mean"), max_seq_len=16)
+    assert encoder.load_into(model.network) == []
+    ours = network_ids(ids, pad).astype(np.int32)
+
+    hidden = model.network.bert.encoders_layer(
+        model.network._embeddings(ours, training=False), mask=ours != 0, training=False
+    ).numpy()
+    wanted = reference(weights, config, ids)
+    real = ids != pad
+    # bert-for-tf2's GELU is the tanh approximation; random weights make it matter more.
+    assert np.abs(hidden[real] - wanted[real]).max() / np.abs(wanted[real]).max() < 2e-3
+
+    # The LayerNorm epsilon (RoBERTa's 1e-5) moves the outputs less than the GELU does: checked
+    # where it is set.
+    epsilon = config.get("layer_norm_eps", 1e-12)
+    norms = [layer for layer in model.network.bert.submodules if isinstance(layer, LayerNormalization)]
+    assert norms and {layer.params.epsilon for layer in norms} == {epsilon}
+    exported = model.to_onnx("fp32")
+    nodes = onnx.load_from_string(exported).graph.node
+    written = {a.f for node in nodes for a in node.attribute if a.name == "epsilon"}
+    assert written == {np.float32(epsilon)}
+
+    onnx_outputs = Predictor(exported, 16, "fp32").predict([row[row != 0] for row in ours])
+    logits, _tags, vectors = model.network.intent_and_entity_tag_logits(ours, training=False)
+    probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    np.testing.assert_allclose(onnx_outputs.vectors, vectors.numpy(), atol=1e-4)
+    np.testing.assert_allclose(onnx_outputs.probabilities, probabilities, atol=1e-4)
+
+
+def test_a_distilbert_folder_trains_persists_and_loads_in_the_component(
+    tmp_path, model_storage, execution_context
+):
+    from rasa.engine.storage.resource import Resource
+    from rasa.shared.nlu.training_data.message import Message
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    from rasa_bert_intent import BertIntentClassifier
+
+    folder, _weights, _config = distilbert_folder(tmp_path / "distilbert")
+    data = TrainingData(
+        [Message.build(text=t, intent="greet") for t in ("hello", "hi", "good hello")]
+        + [Message.build(text=t, intent="weather") for t in ("rain tomorrow", "snow", "will it rain")]
+    )
+    config = {
+        **BertIntentClassifier.get_default_config(),
+        "model": str(folder),
+        # Plumbing of a DistilBERT folder with a tiny random encoder: a short run, no quality.
+        "epochs": 2,
+        "max_seq_len": 16,
+    }
+    resource = Resource("distilbert-classifier")
+    classifier = BertIntentClassifier.create(config, model_storage, resource, execution_context)
+    classifier.train(data)
+    (before,) = classifier.process([Message.build(text="rain hello")])
+    loaded = BertIntentClassifier.load(config, model_storage, resource, execution_context)
+    (after,) = loaded.process([Message.build(text="rain hello")])
+    assert before.get("intent")["name"] in {"greet", "weather"}
+    assert after.get("intent_ranking") == pytest.approx(before.get("intent_ranking"))
