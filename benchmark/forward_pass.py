@@ -39,7 +39,7 @@ from rasa_bert_intent.onnx_export import (  # noqa: E402
     TOKEN_IDS,
 )
 from rasa_bert_intent.snips import read_source  # noqa: E402
-from rasa_bert_intent.tokenization import WordPieceTokenizer, bucket_length, pad  # noqa: E402
+from rasa_bert_intent.tokenization import bucket_length, pad  # noqa: E402
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 MAX_SEQ_LEN = 64
@@ -168,7 +168,7 @@ def main() -> None:
             print(f"  {name:42s} {ms:6.2f} ms   TensorFlow Lite / this {baseline / ms:4.2f}")
 
     _train, test = read_source(args.snips)
-    tokenizer = WordPieceTokenizer(pretrained.vocab_file, pretrained.do_lower_case)
+    tokenizer = pretrained.tokenizer()
     token_id_lists = [tokenizer.token_ids(m.get("text"), MAX_SEQ_LEN) for m in test]
     print(f"\nthe {len(test)} SNIPS test queries, forward passes only:")
     for name in [

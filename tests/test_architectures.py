@@ -10,9 +10,11 @@ import pytest
 from bert_reference import TINY_CONFIG, TINY_VOCAB, numpy_bert, numpy_layers, tiny_hf_weights
 from params_flow.normalization import LayerNormalization
 from safetensors.numpy import save_file
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
 from rasa_bert_intent import architectures
 from rasa_bert_intent.encoder import load_pretrained
+from rasa_bert_intent.hf_tokenizer import HuggingFaceTokenizer
 from rasa_bert_intent.model import IntentModel, IntentNetwork
 from rasa_bert_intent.predictor import Predictor
 
@@ -24,9 +26,27 @@ BERT_IDS = np.array([[2, 5, 8, 9, 10, 3, 0, 0], [2, 11, 12, 3, 0, 0, 0, 0], [2, 
 DISTILBERT_PIECES = [(bert, distil) for distil, bert in architectures.DISTILBERT.weight_names]
 
 
+def roberta_tokenizer(model_type):
+    """A tokenizer.json of RoBERTa's special tokens over TINY_VOCAB's words: word-level with
+    RoBERTa's framing, or for XLM-RoBERTa SentencePiece-style pieces (Unigram, Metaspace)."""
+    words = [w for w in TINY_VOCAB if not w.startswith(("[", "##"))]
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    if model_type == "xlm-roberta":
+        pieces = [(t, 0.0) for t in specials] + [("▁" + w, -1.0) for w in words]
+        pieces += [(c, -5.0) for c in sorted({c for w in words for c in w})]
+        tokenizer = Tokenizer(models.Unigram(pieces, unk_id=3))
+        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    else:
+        vocab = {t: i for i, t in enumerate(specials + words)}
+        tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+        tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    return tokenizer
+
+
 def roberta_folder(folder, model_type):
     """A RobertaForSequenceClassification-like folder: positions from the padding id + 1, one
-    token type, LayerNorm epsilon 1e-5."""
+    token type, LayerNorm epsilon 1e-5, a tokenizer.json padding with id 1."""
     weights = tiny_hf_weights()
     rng = np.random.default_rng(1)
     hidden = TINY_CONFIG["hidden_size"]
@@ -46,7 +66,9 @@ def roberta_folder(folder, model_type):
     }
     saved = {f"roberta.{name}": value for name, value in weights.items()}
     saved["classifier.dense.weight"] = np.zeros((hidden, hidden), np.float32)
-    return write_folder(folder, config, saved), weights, config
+    folder = write_folder(folder, config, saved, with_vocab=False)
+    roberta_tokenizer(model_type).save(str(folder / "tokenizer.json"))
+    return folder, weights, config
 
 
 def distilbert_folder(folder):
@@ -74,10 +96,11 @@ def distilbert_folder(folder):
     return write_folder(folder, config, distil), distil, config
 
 
-def write_folder(folder, config, weights):
+def write_folder(folder, config, weights, with_vocab=True):
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    (folder / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n", encoding="utf-8")
+    if with_vocab:
+        (folder / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n", encoding="utf-8")
     save_file(weights, str(folder / "model.safetensors"))
     return folder
 
@@ -164,8 +187,29 @@ def test_each_architecture_gives_its_reference_hidden_states_in_keras_and_onnx(t
     np.testing.assert_allclose(onnx_outputs.probabilities, probabilities, atol=1e-4)
 
 
-def test_a_distilbert_folder_trains_persists_and_loads_in_the_component(
-    tmp_path, model_storage, execution_context
+def test_a_sentencepiece_tokenizer_keeps_words_whole_and_pads_with_the_networks_zero(tmp_path):
+    folder, _weights, _config = roberta_folder(tmp_path / "xlmr", "xlm-roberta")
+    tokenizer = load_pretrained(str(folder)).tokenizer()
+    assert isinstance(tokenizer, HuggingFaceTokenizer)
+    assert tokenizer.pad_id == ROBERTA_PAD and not tokenizer.do_lower_case
+    text = "play  some music"
+    encoding = tokenizer.encode(text, 16)
+    assert [text[s:e] for s, e in encoding.words] == ["play", "some", "music"]
+    # <s> (0) is the network's 1, since <pad> (1) is its 0; </s> stays 2.
+    assert encoding.token_ids[0] == 1 and encoding.token_ids[-1] == 2
+    assert 0 not in encoding.token_ids and len(encoding.first_pieces) == 3
+    # No spaces: one word, which an entity never cuts.
+    text = "你好世界 hello"
+    assert [text[s:e] for s, e in tokenizer.encode(text, 16).words] == ["你好世界", "hello"]
+    cut = tokenizer.encode("play some music " * 10, 6)
+    assert len(cut.token_ids) == 6 and cut.token_ids[-1] == 2 and cut.first_pieces == [1, 2, 3, 4]
+    for text in ("", None, "\ud800 lone", "\x00\x07"):
+        assert tokenizer.encode(text, 16).token_ids[0] == 1
+
+
+@pytest.mark.parametrize("kind", ["distilbert", "xlm-roberta"])
+def test_a_folder_of_another_architecture_trains_persists_and_loads_in_the_component(
+    tmp_path, kind, model_storage, execution_context
 ):
     from rasa.engine.storage.resource import Resource
     from rasa.shared.nlu.training_data.message import Message
@@ -173,23 +217,38 @@ def test_a_distilbert_folder_trains_persists_and_loads_in_the_component(
 
     from rasa_bert_intent import BertIntentClassifier
 
-    folder, _weights, _config = distilbert_folder(tmp_path / "distilbert")
+    if kind == "distilbert":
+        folder, _weights, _config = distilbert_folder(tmp_path / kind)
+    else:
+        folder, _weights, _config = roberta_folder(tmp_path / kind, kind)
+    weather = [("rain tomorrow", None), ("snow", None), ("will it rain", None)]
     data = TrainingData(
         [Message.build(text=t, intent="greet") for t in ("hello", "hi", "good hello")]
-        + [Message.build(text=t, intent="weather") for t in ("rain tomorrow", "snow", "will it rain")]
+        + [Message.build(text=t, intent="weather") for t, _ in weather]
+        + [
+            Message.build(
+                text="play some music",
+                intent="music",
+                entities=[{"entity": "genre", "value": "music", "start": 10, "end": 15}],
+            )
+        ]
     )
     config = {
         **BertIntentClassifier.get_default_config(),
         "model": str(folder),
-        # Plumbing of a DistilBERT folder with a tiny random encoder: a short run, no quality.
+        # Plumbing of another architecture with a tiny random encoder: a short run, no quality.
         "epochs": 2,
         "max_seq_len": 16,
     }
-    resource = Resource("distilbert-classifier")
+    resource = Resource(f"{kind}-classifier")
     classifier = BertIntentClassifier.create(config, model_storage, resource, execution_context)
     classifier.train(data)
-    (before,) = classifier.process([Message.build(text="rain hello")])
+    (before,) = classifier.process([Message.build(text="rain hello music")])
     loaded = BertIntentClassifier.load(config, model_storage, resource, execution_context)
-    (after,) = loaded.process([Message.build(text="rain hello")])
-    assert before.get("intent")["name"] in {"greet", "weather"}
+    (after,) = loaded.process([Message.build(text="rain hello music")])
+    assert before.get("intent")["name"] in {"greet", "weather", "music"}
     assert after.get("intent_ranking") == pytest.approx(before.get("intent_ranking"))
+    assert after.get("entities") == before.get("entities")
+    with model_storage.read_from(resource) as model_dir:
+        tokenizer_file = "vocab.txt" if kind == "distilbert" else "tokenizer.json"
+        assert (model_dir / tokenizer_file).is_file()

@@ -13,7 +13,7 @@ from rasa_bert_intent.encoder import (
     model_folder,
 )
 from rasa_bert_intent.model import IntentNetwork
-from rasa_bert_intent.tokenization import WordPieceTokenizer, pad
+from rasa_bert_intent.tokenization import pad
 from rasa_bert_intent.weight_files import SAFETENSORS
 
 SENTENCES = [
@@ -25,7 +25,7 @@ SENTENCES = [
 
 def test_default_encoder_reproduces_the_original_hidden_states():
     encoder = load_pretrained(DEFAULT_MODEL)
-    tokenizer = WordPieceTokenizer(encoder.vocab_file, encoder.do_lower_case)
+    tokenizer = encoder.tokenizer()
     token_ids = pad([tokenizer.token_ids(s, 64) for s in SENTENCES], 24)
     assert (token_ids == 0).any(), "the batch must contain padding"
 

@@ -6,6 +6,7 @@ import pytest
 
 from rasa_bert_intent.encoder import DEFAULT_MODEL, model_folder
 from rasa_bert_intent.quiet import quiet_bert_import
+from rasa_bert_intent.hf_tokenizer import HuggingFaceTokenizer
 from rasa_bert_intent.tokenization import WordPieceTokenizer, bucket_length, length_batches, pad
 
 with quiet_bert_import():
@@ -15,29 +16,38 @@ VOCAB = model_folder(DEFAULT_MODEL) / "vocab.txt"
 CLS, SEP = 101, 102  # in the BERT uncased vocabulary
 
 
-def tokenizer() -> WordPieceTokenizer:
+def wordpiece() -> WordPieceTokenizer:
     return WordPieceTokenizer(VOCAB, do_lower_case=True)
 
 
-def test_text_is_lower_cased_split_into_word_pieces_and_framed():
+@pytest.fixture(scope="module", params=["vocab.txt", "tokenizer.json"])
+def tokenizer(request):
+    """Our WordPiece over the default encoder's vocab.txt, and Hugging Face's tokenizers over
+    its tokenizer.json, which the component uses: the same ids and words."""
+    if request.param == "vocab.txt":
+        return wordpiece()
+    return HuggingFaceTokenizer(VOCAB.parent / request.param)
+
+
+def test_text_is_lower_cased_split_into_word_pieces_and_framed(tokenizer):
     words = VOCAB.read_text(encoding="utf-8").splitlines()
-    ids = tokenizer().token_ids("Play Unbelievable", max_seq_len=64)
+    ids = tokenizer.token_ids("Play Unbelievable", max_seq_len=64)
     assert ids[0] == CLS and ids[-1] == SEP
     assert [words[i] for i in ids[1:-1]] == ["play", "unbelievable"]
-    pieces = [words[i] for i in tokenizer().token_ids("snowboarding", 64)[1:-1]]
+    pieces = [words[i] for i in tokenizer.token_ids("snowboarding", 64)[1:-1]]
     assert len(pieces) > 1 and pieces[1].startswith("##")
 
 
-def test_truncation_keeps_cls_and_sep_within_max_seq_len():
-    ids = tokenizer().token_ids("rain " * 100, max_seq_len=10)
+def test_truncation_keeps_cls_and_sep_within_max_seq_len(tokenizer):
+    ids = tokenizer.token_ids("rain " * 100, max_seq_len=10)
     assert len(ids) == 10
     assert ids[0] == CLS and ids[-1] == SEP
 
 
-def test_empty_and_missing_text_give_cls_sep():
-    assert tokenizer().token_ids("", 16) == [CLS, SEP]
-    assert tokenizer().token_ids(None, 16) == [CLS, SEP]
-    assert tokenizer().token_ids(" \t\n ", 16) == [CLS, SEP]
+def test_empty_and_missing_text_give_cls_sep(tokenizer):
+    assert tokenizer.token_ids("", 16) == [CLS, SEP]
+    assert tokenizer.token_ids(None, 16) == [CLS, SEP]
+    assert tokenizer.token_ids(" \t\n ", 16) == [CLS, SEP]
 
 
 def test_bucket_lengths_round_up_to_multiples_of_8_but_not_past_max_seq_len():
@@ -87,16 +97,16 @@ def full_tokenizer() -> FullTokenizer:
 
 
 @pytest.mark.parametrize("text", HARD_TEXTS)
-def test_word_offsets_point_at_the_words_in_the_original_text(text):
-    encoding = tokenizer().encode(text, 64)
+def test_word_offsets_point_at_the_words_in_the_original_text(text, tokenizer):
+    encoding = tokenizer.encode(text, 64)
     assert [text[start:end] for start, end in encoding.words] == HARD_TEXTS[text]
 
 
 @pytest.mark.parametrize("text", HARD_TEXTS)
-def test_token_ids_are_those_of_berts_own_tokenizer(text):
+def test_token_ids_are_those_of_berts_own_tokenizer(text, tokenizer):
     reference = full_tokenizer()
     expected = reference.convert_tokens_to_ids(["[CLS]", *reference.tokenize(text), "[SEP]"])
-    assert tokenizer().token_ids(text, 64) == expected
+    assert tokenizer.token_ids(text, 64) == expected
 
 
 # Words past the length the memo keeps, at and around WordPiece's limit of 200 characters.
@@ -117,15 +127,15 @@ def test_long_words_get_berts_token_ids_twice_over(word):
     reference = full_tokenizer()
     text = f"play {word} now"
     expected = reference.convert_tokens_to_ids(["[CLS]", *reference.tokenize(text), "[SEP]"])
-    ours = tokenizer()
+    ours = wordpiece()  # tokenizer.json's WordPiece takes words of 100 characters, not 200
     assert ours.token_ids(text, 512) == expected
     assert ours.token_ids(text, 512) == expected  # from the memo of characters
 
 
 @pytest.mark.parametrize("text", HARD_TEXTS)
-def test_each_words_first_piece_is_the_first_piece_of_that_word(text):
+def test_each_words_first_piece_is_the_first_piece_of_that_word(text, tokenizer):
     reference = full_tokenizer()
-    encoding = tokenizer().encode(text, 64)
+    encoding = tokenizer.encode(text, 64)
     for (start, end), piece in zip(encoding.words, encoding.first_pieces):
         first_piece = reference.convert_tokens_to_ids(reference.tokenize(text[start:end]))[0]
         assert encoding.token_ids[piece] == first_piece
@@ -137,20 +147,20 @@ def test_the_words_of_a_cased_tokenizer_keep_accents_apart_from_punctuation():
     assert [text[s:e] for s, e in cased.words(text)] == ["Beyoncé", "'", "s", "ÉCOLE"]
 
 
-def test_words_cut_by_truncation_have_no_first_piece():
-    encoding = tokenizer().encode("rain in Oslo " * 20, max_seq_len=8)
+def test_words_cut_by_truncation_have_no_first_piece(tokenizer):
+    encoding = tokenizer.encode("rain in Oslo " * 20, max_seq_len=8)
     assert len(encoding.token_ids) == 8
     assert encoding.first_pieces == [1, 2, 3, 4, 5, 6]
     assert len(encoding.words) == 60  # the message's tokens are all its words
 
 
 def test_every_snips_query_gets_berts_token_ids_and_nearly_all_align_with_their_slots(
-    snips_folder,
+    snips_folder, tokenizer
 ):
     from rasa_bert_intent.entities import label_of, word_tags
     from rasa_bert_intent.snips import read_source
 
-    reference, ours = full_tokenizer(), tokenizer()
+    reference, ours = full_tokenizer(), tokenizer
     train, test = read_source(snips_folder)
     misaligned = []
     for message in train + test:

@@ -54,7 +54,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
     @staticmethod
     def required_packages() -> List[Text]:
         """Any extra python dependencies required for this component to run."""
-        return ["tensorflow", "safetensors", "onnxruntime", "onnx"]
+        return ["tensorflow", "safetensors", "tokenizers", "onnxruntime", "onnx"]
 
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
@@ -143,7 +143,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 f"('model', 'num_layers') differs from this training's: train without --finetune."
             )
         with self._model_storage.write_to(self._resource) as model_dir:
-            storage.write(model_dir, self.trained, pretrained.vocab_file)
+            storage.write(model_dir, self.trained)
         return self._resource
 
     def _pretrained_encoder(self) -> Tuple[encoders.PretrainedEncoder, Dict[str, Any]]:

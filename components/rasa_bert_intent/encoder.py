@@ -5,14 +5,16 @@ import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from rasa_bert_intent import architectures
+from rasa_bert_intent.hf_tokenizer import TOKENIZER_FILE, HuggingFaceTokenizer, TextTokenizer
 from rasa_bert_intent.onnx_export import ACTIVATIONS
 from rasa_bert_intent.quiet import quiet_bert_import
+from rasa_bert_intent.tokenization import WordPieceTokenizer
 from rasa_bert_intent.weight_files import WEIGHT_FILES, WeightFileError, find_weights, read_weights
 
 with quiet_bert_import():
@@ -37,11 +39,19 @@ class EncoderNotFound(ValueError):
 
 @dataclass
 class PretrainedEncoder:
-    """A BERT encoder's architecture and vocabulary, and how to load its weights."""
+    """A BERT encoder's architecture and tokenizer, and how to load its weights."""
 
     config: Dict[str, Any]  # architecture, in Google's `bert_config.json` names
-    vocab_file: Path
+    vocab_file: Optional[Path]  # WordPiece's, where no tokenizer.json is read
     do_lower_case: bool
+    # tokenizer.json, read with Hugging Face's `tokenizers` wherever a folder has one.
+    hf_tokenizer: Optional[HuggingFaceTokenizer] = None
+
+    def tokenizer(self) -> TextTokenizer:
+        """The tokenizer the encoder was pretrained with."""
+        if self.hf_tokenizer is not None:
+            return self.hf_tokenizer
+        return WordPieceTokenizer(self.vocab_file, self.do_lower_case)
 
     @property
     def max_position_embeddings(self) -> int:
@@ -70,7 +80,7 @@ class HuggingFaceEncoder(PretrainedEncoder):
             hf_weights = read_weights(self.weights_file)
         except WeightFileError as error:
             raise EncoderNotFound(str(error)) from error
-        pad_id = int(self.hf_config.get("pad_token_id") or 0)
+        pad_id = self.hf_tokenizer.pad_id if self.hf_tokenizer is not None else 0
         return architectures.EncoderWeights(hf_weights, self.architecture, self.hf_config, pad_id)
 
     def load_into(self, network: Any) -> List[str]:
@@ -132,19 +142,19 @@ def model_folder(model: str) -> Path:
 def load_pretrained(model: str) -> PretrainedEncoder:
     """Reads the encoder that the `model` setting names."""
     folder = model_folder(model)
-    if not (folder / VOCAB).is_file():
-        raise EncoderNotFound(f"the folder '{folder}' has no {VOCAB}")
-    if (folder / GOOGLE_CONFIG).is_file():
+    if not (folder / VOCAB).is_file() and not (folder / TOKENIZER_FILE).is_file():
+        raise EncoderNotFound(f"the folder '{folder}' has neither {TOKENIZER_FILE} nor {VOCAB}")
+    if (folder / GOOGLE_CONFIG).is_file() and (folder / VOCAB).is_file():
         return _google_checkpoint(folder)
     weights_file = find_weights(folder)
     if (folder / HF_CONFIG).is_file() and weights_file is not None:
         return _hugging_face(folder, weights_file)
     holds = sorted(path.name for path in folder.iterdir())
     raise EncoderNotFound(
-        f"the folder '{folder}' holds neither a Hugging Face BERT model ({HF_CONFIG}, {VOCAB} "
-        f"and one of {', '.join(WEIGHT_FILES)}) nor a Google BERT checkpoint ({GOOGLE_CONFIG}, "
-        f"{GOOGLE_CHECKPOINT}.*, {VOCAB}); it holds {', '.join(holds[:12])}"
-        + (", …" if len(holds) > 12 else "")
+        f"the folder '{folder}' holds neither a Hugging Face model ({HF_CONFIG}, "
+        f"{TOKENIZER_FILE} or {VOCAB}, and one of {', '.join(WEIGHT_FILES)}) nor a Google BERT "
+        f"checkpoint ({GOOGLE_CONFIG}, {GOOGLE_CHECKPOINT}.*, {VOCAB}); it holds "
+        f"{', '.join(holds[:12])}" + (", …" if len(holds) > 12 else "")
     )
 
 
@@ -161,12 +171,19 @@ def _hugging_face(folder: Path, weights_file: Path) -> HuggingFaceEncoder:
             f"({hf_config.get('position_embedding_type', 'absolute')} positions); the "
             f"architectures read are {supported}, with absolute positions"
         )
+    hf_tokenizer = None
+    if (folder / TOKENIZER_FILE).is_file():
+        try:
+            hf_tokenizer = HuggingFaceTokenizer(folder / TOKENIZER_FILE)
+        except Exception as error:  # the tokenizers library's own errors, OSError, bad JSON
+            raise EncoderNotFound(f"cannot read '{folder / TOKENIZER_FILE}': {error}") from error
     return HuggingFaceEncoder(
         config=_checked(architectures.bert_config(architecture, hf_config), folder / HF_CONFIG),
         architecture=architecture,
         hf_config=hf_config,
-        vocab_file=folder / VOCAB,
-        do_lower_case=_hf_lower_case(folder),
+        vocab_file=None if hf_tokenizer else folder / VOCAB,
+        do_lower_case=hf_tokenizer.do_lower_case if hf_tokenizer else _hf_lower_case(folder),
+        hf_tokenizer=hf_tokenizer,
         weights_file=weights_file,
     )
 

@@ -18,10 +18,12 @@ from rasa_bert_intent.finetune import TrainedWeights
 from rasa_bert_intent.in_scope import InScopeModel
 from rasa_bert_intent.predictor import Predictor
 from rasa_bert_intent.settings import COMPONENT
+from rasa_bert_intent.hf_tokenizer import TOKENIZER_FILE, HuggingFaceTokenizer
 from rasa_bert_intent.tokenization import WordPieceTokenizer
 from rasa_bert_intent.training import TrainedModel
 
 MODEL_FILE = "model.onnx"
+# The tokenizer's file: WordPiece's vocabulary, or a Hugging Face tokenizer.json.
 VOCAB_FILE = "vocab.txt"
 METADATA_FILE = "metadata.json"
 IN_SCOPE_FILE = "in_scope.npz"  # only with out_of_scope_detection
@@ -29,11 +31,13 @@ IN_SCOPE_FILE = "in_scope.npz"  # only with out_of_scope_detection
 WEIGHTS_FILE = "trained_weights.npz"
 # Where the example hashes go in WEIGHTS_FILE, beside the weights' names (which hold a "/").
 EXAMPLE_HASHES = "example_hashes"
-FORMAT_VERSION = 7  # raised whenever the files above change incompatibly
+FORMAT_VERSION = 8  # raised whenever the files above change incompatibly
+# Earlier versions read as they were written: 7 always has a vocab.txt.
+READABLE_VERSIONS = (7, FORMAT_VERSION)
 
 
-def write(model_dir: Path, trained: TrainedModel, vocab_file: Path) -> None:
-    """Writes the ONNX model, vocabulary, out-of-scope statistics and metadata, with the
+def write(model_dir: Path, trained: TrainedModel) -> None:
+    """Writes the ONNX model, tokenizer, out-of-scope statistics and metadata, with the
     SHA-256 of each binary file (ONNX Runtime does not notice every change to a model)."""
     in_scope = b""
     if trained.in_scope is not None:
@@ -42,7 +46,11 @@ def write(model_dir: Path, trained: TrainedModel, vocab_file: Path) -> None:
         in_scope = buffer.getvalue()
         (model_dir / IN_SCOPE_FILE).write_bytes(in_scope)
     (model_dir / MODEL_FILE).write_bytes(trained.predictor.onnx_model)
-    shutil.copyfile(vocab_file, model_dir / VOCAB_FILE)
+    tokenizer = trained.tokenizer
+    if isinstance(tokenizer, HuggingFaceTokenizer):
+        shutil.copyfile(tokenizer.tokenizer_file, model_dir / TOKENIZER_FILE)
+    else:
+        shutil.copyfile(tokenizer.vocab_file, model_dir / VOCAB_FILE)
     weights = trained.trained_weights
     if weights is not None:
         buffer = io.BytesIO()
@@ -56,7 +64,8 @@ def write(model_dir: Path, trained: TrainedModel, vocab_file: Path) -> None:
             "intents": trained.intents,
             "entity_labels": [list(label) for label in trained.entity_labels],
             "entity_transitions": None if transitions is None else transitions.tolist(),
-            "do_lower_case": trained.tokenizer.do_lower_case,
+            "do_lower_case": tokenizer.do_lower_case,
+            "tokenizer": TOKENIZER_FILE if isinstance(tokenizer, HuggingFaceTokenizer) else VOCAB_FILE,
             "max_seq_len": trained.predictor.max_seq_len,
             "precision": trained.predictor.precision,
             "model_sha256": hashlib.sha256(trained.predictor.onnx_model).hexdigest(),
@@ -78,18 +87,21 @@ def read(model_dir: Path) -> TrainedModel:
     file_name = METADATA_FILE
     try:
         metadata = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
-        if metadata.get("format_version") != FORMAT_VERSION:
+        if metadata.get("format_version") not in READABLE_VERSIONS:
             raise ValueError(
                 f"format version {metadata.get('format_version')!r}, this version of "
-                f"rasa-bert-intent reads {FORMAT_VERSION}"
+                f"rasa-bert-intent reads {' and '.join(map(str, READABLE_VERSIONS))}"
             )
         intents = metadata["intents"]
         entity_labels = [tuple(label) for label in metadata["entity_labels"]]
         entity_transitions = None
         if metadata["entity_transitions"] is not None:
             entity_transitions = np.array(metadata["entity_transitions"], np.float64)
-        file_name = VOCAB_FILE
-        tokenizer = WordPieceTokenizer(model_dir / VOCAB_FILE, metadata["do_lower_case"])
+        file_name = metadata.get("tokenizer", VOCAB_FILE)
+        if file_name == TOKENIZER_FILE:
+            tokenizer = HuggingFaceTokenizer(model_dir / TOKENIZER_FILE)
+        else:
+            tokenizer = WordPieceTokenizer(model_dir / VOCAB_FILE, metadata["do_lower_case"])
         file_name = MODEL_FILE
         onnx_model = _read_as_written(model_dir / MODEL_FILE, metadata["model_sha256"])
         predictor = Predictor(onnx_model, metadata["max_seq_len"], metadata["precision"])

@@ -45,6 +45,7 @@ class WordPieceTokenizer:
 
     def __init__(self, vocab_file: Union[str, Path], do_lower_case: bool) -> None:
         """Loads the vocabulary."""
+        self.vocab_file = Path(vocab_file)
         self._tokenizer = FullTokenizer(str(vocab_file), do_lower_case=do_lower_case)
         self.do_lower_case = do_lower_case
         self._is_cjk = self._tokenizer.basic_tokenizer._is_chinese_char

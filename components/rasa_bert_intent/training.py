@@ -25,7 +25,8 @@ from rasa_bert_intent.finetune import (
 from rasa_bert_intent.in_scope import InScopeModel
 from rasa_bert_intent.model import IntentModel, IntentNetwork
 from rasa_bert_intent.predictor import Outputs, Predictor
-from rasa_bert_intent.tokenization import Encoding, WordPieceTokenizer
+from rasa_bert_intent.hf_tokenizer import TextTokenizer
+from rasa_bert_intent.tokenization import Encoding
 
 logger = logging.getLogger(__name__)
 COMPONENT = "BertIntentClassifier"
@@ -87,7 +88,7 @@ class TrainedModel:
     entity_labels: List[entity_tags.Label]
     # The CRF's tag transition scores, None without one (see entities.best_tags).
     entity_transitions: Optional[np.ndarray]
-    tokenizer: WordPieceTokenizer
+    tokenizer: TextTokenizer
     predictor: Predictor
     # What scales the confidences of out-of-scope messages down; None leaves them be.
     in_scope: Optional[InScopeModel]
@@ -169,7 +170,7 @@ class FittedNetwork:
     """The trained Keras network before its export, and what it was trained on."""
 
     model: IntentModel
-    tokenizer: WordPieceTokenizer
+    tokenizer: TextTokenizer
     token_id_lists: List[List[int]]
     intent_labels: List[int]
     # Passes over the examples of a training from the pretrained encoder: this one's or, for a
@@ -249,7 +250,7 @@ def fit(
     fine-tune from `previous` on its share of the previous training's passes."""
     classify_intents = bool(intents) and config["intent_classification"]
     tf.keras.utils.set_random_seed(config["random_seed"])
-    tokenizer = WordPieceTokenizer(pretrained.vocab_file, pretrained.do_lower_case)
+    tokenizer = pretrained.tokenizer()
     network = IntentNetwork(
         bert_config,
         max(1, len(intents)),
