@@ -2,6 +2,7 @@
 architecture's own names: the Keras network and its ONNX export against a numpy forward pass
 written from each architecture's definition."""
 
+import functools
 import json
 
 import numpy as np
@@ -136,6 +137,13 @@ def numpy_distilbert(weights, config, token_ids):
     return numpy_layers(w, layers, x, token_ids == 0, 1e-12, names)
 
 
+@functools.lru_cache(maxsize=1)
+def bert_operators():
+    """The operators of the fp32 export of a tiny BERT, in order."""
+    model = IntentModel(IntentNetwork(TINY_CONFIG, 3, 0.0, "mean"), max_seq_len=16)
+    return [node.op_type for node in onnx.load_from_string(model.to_onnx("fp32")).graph.node]
+
+
 def network_ids(token_ids, pad):
     """The architecture's ids as the network reads them: the padding id and 0 trade places."""
     swapped = token_ids.copy()
@@ -179,6 +187,10 @@ def test_each_architecture_gives_its_reference_hidden_states_in_keras_and_onnx(t
     nodes = onnx.load_from_string(exported).graph.node
     written = {a.f for node in nodes for a in node.attribute if a.name == "epsilon"}
     assert written == {np.float32(epsilon)}
+
+    # Every architecture is served as BERT is: the same operators, so the same cost per message
+    # as BERT of its size.
+    assert [node.op_type for node in nodes] == bert_operators()
 
     onnx_outputs = Predictor(exported, 16, "fp32").predict([row[row != 0] for row in ours])
     logits, _tags, vectors = model.network.intent_and_entity_tag_logits(ours, training=False)
