@@ -174,3 +174,27 @@ def write_google_folder(folder: Path, weights: Dict[str, np.ndarray]) -> Path:
             session.run(tf.compat.v1.global_variables_initializer())
             saver.save(session, str(folder / "bert_model.ckpt"))
     return folder
+
+
+def train_and_reload(folder, data, model_storage, execution_context, name, text):
+    """The component trained on `data` with the encoder in `folder` (tiny and random, so for
+    plumbing only: a short run that judges no quality), then loaded back: `text` parsed by
+    each, and the resource."""
+    from rasa.engine.storage.resource import Resource
+    from rasa.shared.nlu.training_data.message import Message
+
+    from rasa_bert_intent import BertIntentClassifier
+
+    config = {
+        **BertIntentClassifier.get_default_config(),
+        "model": str(folder),
+        "epochs": 2,
+        "max_seq_len": 16,
+    }
+    resource = Resource(name)
+    classifier = BertIntentClassifier.create(config, model_storage, resource, execution_context)
+    classifier.train(data)
+    (before,) = classifier.process([Message.build(text=text)])
+    loaded = BertIntentClassifier.load(config, model_storage, resource, execution_context)
+    (after,) = loaded.process([Message.build(text=text)])
+    return before, after, resource

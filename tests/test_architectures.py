@@ -8,7 +8,14 @@ import json
 import numpy as np
 import onnx
 import pytest
-from bert_reference import TINY_CONFIG, TINY_VOCAB, numpy_bert, numpy_layers, tiny_hf_weights
+from bert_reference import (
+    TINY_CONFIG,
+    TINY_VOCAB,
+    numpy_bert,
+    numpy_layers,
+    tiny_hf_weights,
+    train_and_reload,
+)
 from params_flow.normalization import LayerNormalization
 from safetensors.numpy import save_file
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
@@ -223,11 +230,8 @@ def test_a_sentencepiece_tokenizer_keeps_words_whole_and_pads_with_the_networks_
 def test_a_folder_of_another_architecture_trains_persists_and_loads_in_the_component(
     tmp_path, kind, model_storage, execution_context
 ):
-    from rasa.engine.storage.resource import Resource
     from rasa.shared.nlu.training_data.message import Message
     from rasa.shared.nlu.training_data.training_data import TrainingData
-
-    from rasa_bert_intent import BertIntentClassifier
 
     if kind == "distilbert":
         folder, _weights, _config = distilbert_folder(tmp_path / kind)
@@ -245,19 +249,9 @@ def test_a_folder_of_another_architecture_trains_persists_and_loads_in_the_compo
             )
         ]
     )
-    config = {
-        **BertIntentClassifier.get_default_config(),
-        "model": str(folder),
-        # Plumbing of another architecture with a tiny random encoder: a short run, no quality.
-        "epochs": 2,
-        "max_seq_len": 16,
-    }
-    resource = Resource(f"{kind}-classifier")
-    classifier = BertIntentClassifier.create(config, model_storage, resource, execution_context)
-    classifier.train(data)
-    (before,) = classifier.process([Message.build(text="rain hello music")])
-    loaded = BertIntentClassifier.load(config, model_storage, resource, execution_context)
-    (after,) = loaded.process([Message.build(text="rain hello music")])
+    before, after, resource = train_and_reload(
+        folder, data, model_storage, execution_context, f"{kind}-classifier", "rain hello music"
+    )
     assert before.get("intent")["name"] in {"greet", "weather", "music"}
     assert after.get("intent_ranking") == pytest.approx(before.get("intent_ranking"))
     assert after.get("entities") == before.get("entities")

@@ -7,6 +7,7 @@ import pytest
 from bert_reference import (
     numpy_bert,
     tiny_hf_weights,
+    train_and_reload,
     write_google_folder,
     write_hf_folder,
     TINY_CONFIG,
@@ -84,8 +85,6 @@ def test_cased_google_checkpoint_keeps_case(tmp_path, weights):
 def test_classifier_trains_persists_and_loads_with_a_checkpoint_folder(
     hf_folder, google_folder, model_storage, execution_context
 ):
-    from rasa.engine.storage.resource import Resource
-
     data = TrainingData(
         [Message.build(text=t, intent="greet") for t in ("hello", "hi", "good hello")]
         + [
@@ -94,19 +93,9 @@ def test_classifier_trains_persists_and_loads_with_a_checkpoint_folder(
         ]
     )
     for folder in (hf_folder, google_folder):
-        config = {
-            **BertIntentClassifier.get_default_config(),
-            "model": str(folder),
-            # Plumbing of checkpoint folders with a tiny random encoder: a short run, no quality.
-            "epochs": 2,
-            "max_seq_len": 16,
-        }
-        resource = Resource(f"classifier-{folder.name}")
-        classifier = BertIntentClassifier.create(config, model_storage, resource, execution_context)
-        classifier.train(data)
-        (before,) = classifier.process([Message.build(text="rain hello")])
-        loaded = BertIntentClassifier.load(config, model_storage, resource, execution_context)
-        (after,) = loaded.process([Message.build(text="rain hello")])
+        before, after, _ = train_and_reload(
+            folder, data, model_storage, execution_context, f"classifier-{folder.name}", "rain hello"
+        )
         assert before.get("intent")["name"] in {"greet", "weather"}
         assert after.get("intent_ranking") == pytest.approx(before.get("intent_ranking"))
 
