@@ -11,6 +11,9 @@ SDIST_DEPS := $(shell grep -oE '"(py-params|params-flow)==[^"]+"' pyproject.toml
 
 # Rasa's telemetry sends usage data and error reports over the network; keep it off.
 export RASA_TELEMETRY_ENABLED ?= false
+# Rasa 3.6's tracker store is written for SQLAlchemy 1.4, which warns about 2.0 at every start
+# unless this is set.
+export SQLALCHEMY_SILENCE_UBER_WARNING ?= 1
 
 SNIPS ?= ../shared/snips-nlu-benchmark
 HWU64 ?= ../shared/nlu-evaluation-data
