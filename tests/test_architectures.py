@@ -21,7 +21,7 @@ from safetensors.numpy import save_file
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
 from rasa_bert_intent import architectures
-from rasa_bert_intent.encoder import load_pretrained
+from rasa_bert_intent.encoder import EncoderNotFound, load_pretrained
 from rasa_bert_intent.hf_tokenizer import HuggingFaceTokenizer
 from rasa_bert_intent.model import IntentModel, IntentNetwork
 from rasa_bert_intent.predictor import Predictor
@@ -258,3 +258,10 @@ def test_a_folder_of_another_architecture_trains_persists_and_loads_in_the_compo
     with model_storage.read_from(resource) as model_dir:
         tokenizer_file = "vocab.txt" if kind == "distilbert" else "tokenizer.json"
         assert (model_dir / tokenizer_file).is_file()
+
+
+def test_a_broken_tokenizer_json_is_named(tmp_path):
+    folder, _weights, _config = roberta_folder(tmp_path / "roberta", "roberta")
+    (folder / "tokenizer.json").write_text("{broken", encoding="utf-8")
+    with pytest.raises(EncoderNotFound, match=r"cannot read '.*tokenizer\.json'"):
+        load_pretrained(str(folder))

@@ -39,7 +39,7 @@ class EncoderNotFound(ValueError):
 
 @dataclass
 class PretrainedEncoder:
-    """A BERT encoder's architecture and tokenizer, and how to load its weights."""
+    """An encoder's architecture (in BERT's form) and tokenizer, and how to load its weights."""
 
     config: Dict[str, Any]  # architecture, in Google's `bert_config.json` names
     vocab_file: Optional[Path]  # WordPiece's, where no tokenizer.json is read
@@ -65,8 +65,8 @@ class PretrainedEncoder:
 
 @dataclass
 class HuggingFaceEncoder(PretrainedEncoder):
-    """A Hugging Face folder of an architecture of architectures.py: config.json, vocab.txt and
-    the weights (weight_files.py)."""
+    """A Hugging Face folder of an architecture of architectures.py: config.json, tokenizer.json
+    or vocab.txt, and the weights (weight_files.py)."""
 
     weights_file: Path = Path(WEIGHT_FILES[0])
     architecture: architectures.Architecture = architectures.BERT
@@ -175,8 +175,8 @@ def _hugging_face(folder: Path, weights_file: Path) -> HuggingFaceEncoder:
     if (folder / TOKENIZER_FILE).is_file():
         try:
             hf_tokenizer = HuggingFaceTokenizer(folder / TOKENIZER_FILE)
-        except Exception as error:  # the tokenizers library's own errors, OSError, bad JSON
-            raise EncoderNotFound(f"cannot read '{folder / TOKENIZER_FILE}': {error}") from error
+        except (OSError, ValueError) as error:
+            raise EncoderNotFound(str(error)) from error
     return HuggingFaceEncoder(
         config=_checked(architectures.bert_config(architecture, hf_config), folder / HF_CONFIG),
         architecture=architecture,
