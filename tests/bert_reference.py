@@ -29,7 +29,8 @@ def numpy_bert(weights, config, token_ids):
 def numpy_layers(w, config, x, is_padding, eps, names=lambda name: name):
     """The embeddings `x` normalised and sent through the transformer layers of the float64
     weights `w`, under Hugging Face BERT's names or those `names` gives for them."""
-    x = _layer_norm(x, w[names("embeddings.LayerNorm.weight")], w[names("embeddings.LayerNorm.bias")], eps)
+    norm = "embeddings.LayerNorm"
+    x = _layer_norm(x, w[names(f"{norm}.weight")], w[names(f"{norm}.bias")], eps)
     heads = config["num_attention_heads"]
     batch, length = is_padding.shape
     mask_add = np.where(is_padding, -10000.0, 0.0)[:, None, None, :]
@@ -49,7 +50,8 @@ def numpy_layers(w, config, x, is_padding, eps, names=lambda name: name):
         inner = dense(x, "intermediate.dense")
         inner = 0.5 * inner * (1.0 + erf(inner / np.sqrt(2.0)))
         out = dense(inner, "output.dense") + x
-        x = _layer_norm(out, weight("output.LayerNorm", "weight"), weight("output.LayerNorm", "bias"), eps)
+        norm = "output.LayerNorm"
+        x = _layer_norm(out, weight(norm, "weight"), weight(norm, "bias"), eps)
     return x
 
 

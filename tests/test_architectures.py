@@ -28,8 +28,12 @@ from rasa_bert_intent.predictor import Predictor
 
 # RoBERTa's ids: <s> 0, <pad> 1, </s> 2; the network's: padding is 0, so the two trade places.
 ROBERTA_PAD = 1
-ROBERTA_IDS = np.array([[0, 5, 8, 9, 10, 2, 1, 1], [0, 11, 12, 2, 1, 1, 1, 1], [0, 6, 7, 8, 9, 10, 11, 2]])
-BERT_IDS = np.array([[2, 5, 8, 9, 10, 3, 0, 0], [2, 11, 12, 3, 0, 0, 0, 0], [2, 6, 7, 8, 9, 10, 11, 3]])
+ROBERTA_IDS = np.array(
+    [[0, 5, 8, 9, 10, 2, 1, 1], [0, 11, 12, 2, 1, 1, 1, 1], [0, 6, 7, 8, 9, 10, 11, 2]]
+)
+BERT_IDS = np.array(
+    [[2, 5, 8, 9, 10, 3, 0, 0], [2, 11, 12, 3, 0, 0, 0, 0], [2, 6, 7, 8, 9, 10, 11, 3]]
+)
 # What a DistilBERT file calls a BERT weight's name piece (architectures.DISTILBERT, reversed).
 DISTILBERT_PIECES = [(bert, distil) for distil, bert in architectures.DISTILBERT.weight_names]
 
@@ -188,7 +192,9 @@ def test_each_architecture_gives_its_reference_hidden_states_in_keras_and_onnx(t
     # The LayerNorm epsilon (RoBERTa's 1e-5) moves the outputs less than the GELU does: checked
     # where it is set.
     epsilon = config.get("layer_norm_eps", 1e-12)
-    norms = [layer for layer in model.network.bert.submodules if isinstance(layer, LayerNormalization)]
+    norms = [
+        layer for layer in model.network.bert.submodules if isinstance(layer, LayerNormalization)
+    ]
     assert norms and {layer.params.epsilon for layer in norms} == {epsilon}
     exported = model.to_onnx("fp32")
     nodes = onnx.load_from_string(exported).graph.node

@@ -125,5 +125,6 @@ def test_a_folder_without_weights_says_what_it_holds(tmp_path):
     folder = write_hf_folder(tmp_path / "tiny", tiny_hf_weights())
     (folder / SAFETENSORS).unlink()
     (folder / "tf_model.h5").write_bytes(b"")
-    with pytest.raises(EncoderNotFound, match=r"pytorch_model\.bin.*it holds config\.json, tf_model\.h5, vocab\.txt"):
+    holds = r"pytorch_model\.bin.*it holds config\.json, tf_model\.h5, vocab\.txt"
+    with pytest.raises(EncoderNotFound, match=holds):
         load_pretrained(str(folder))

@@ -55,7 +55,8 @@ def _stand_in_torch() -> Dict[str, types.ModuleType]:
     def _rebuild_tensor_v2(*args):
         raise AssertionError("never called: it only names torch's function in the pickle")
 
-    _rebuild_tensor_v2.__module__, _rebuild_tensor_v2.__qualname__ = "torch._utils", "_rebuild_tensor_v2"
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
     utils._rebuild_tensor_v2 = _rebuild_tensor_v2
     torch._utils = utils
     for name in set(STORAGE_CLASSES.values()) | {"BFloat16Storage"}:

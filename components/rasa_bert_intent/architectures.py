@@ -149,7 +149,9 @@ _LAYER_NORM_LEAVES = {"weight": "gamma", "bias": "beta"}
 
 def _bert_name(hf_name: str, architecture: Architecture) -> str:
     """A weight's name as a Hugging Face BERT model would have it."""
-    name = hf_name[len(architecture.prefix) :] if hf_name.startswith(architecture.prefix) else hf_name
+    name = hf_name
+    if name.startswith(architecture.prefix):
+        name = name[len(architecture.prefix) :]
     for piece, bert_piece in architecture.weight_names:
         name = name.replace(piece, bert_piece)
     return name

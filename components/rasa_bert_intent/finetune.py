@@ -86,7 +86,9 @@ def continue_from(
         elif shape == old.shape:
             value = old
         else:
-            raise CannotContinue(f"its weight '{name}' has shape {old.shape}, this network's {shape}")
+            raise CannotContinue(
+                f"its weight '{name}' has shape {old.shape}, this network's {shape}"
+            )
         values[name] = value.astype(weights[name].dtype.as_numpy_dtype)
     network.set_named_weights(values)
 

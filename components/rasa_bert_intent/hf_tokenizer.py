@@ -39,7 +39,8 @@ class HuggingFaceTokenizer:
         self.do_lower_case = _lower_cases(json.loads(self.tokenizer_file.read_text("utf-8")))
         self._special_count = self._tokenizer.num_special_tokens_to_add(False)
         framed = self._tokenizer.post_process(self._tokenizer.encode("a", add_special_tokens=False))
-        self._leading = framed.special_tokens_mask.index(0) if 0 in framed.special_tokens_mask else 0
+        mask = framed.special_tokens_mask
+        self._leading = mask.index(0) if 0 in mask else 0  # special tokens before the text's
 
     def token_ids(self, text: Optional[str], max_seq_len: int) -> List[int]:
         """Token ids of one text, truncated to `max_seq_len` including the special tokens."""

@@ -15,15 +15,16 @@ from rasa.shared.exceptions import RasaException
 
 from rasa_bert_intent import entities as entity_tags
 from rasa_bert_intent.finetune import TrainedWeights
+from rasa_bert_intent.hf_tokenizer import TOKENIZER_FILE, HuggingFaceTokenizer
 from rasa_bert_intent.in_scope import InScopeModel
 from rasa_bert_intent.predictor import Predictor
 from rasa_bert_intent.settings import COMPONENT
-from rasa_bert_intent.hf_tokenizer import TOKENIZER_FILE, HuggingFaceTokenizer
 from rasa_bert_intent.tokenization import WordPieceTokenizer
 from rasa_bert_intent.training import TrainedModel
 
 MODEL_FILE = "model.onnx"
-# The tokenizer's file: WordPiece's vocabulary, or a Hugging Face tokenizer.json.
+# The tokenizer's file: WordPiece's vocabulary, or TOKENIZER_FILE (tokenizer.json), as the
+# metadata's "tokenizer" names.
 VOCAB_FILE = "vocab.txt"
 METADATA_FILE = "metadata.json"
 IN_SCOPE_FILE = "in_scope.npz"  # only with out_of_scope_detection
@@ -48,8 +49,10 @@ def write(model_dir: Path, trained: TrainedModel) -> None:
     (model_dir / MODEL_FILE).write_bytes(trained.predictor.onnx_model)
     tokenizer = trained.tokenizer
     if isinstance(tokenizer, HuggingFaceTokenizer):
+        tokenizer_file = TOKENIZER_FILE
         shutil.copyfile(tokenizer.tokenizer_file, model_dir / TOKENIZER_FILE)
     else:
+        tokenizer_file = VOCAB_FILE
         shutil.copyfile(tokenizer.vocab_file, model_dir / VOCAB_FILE)
     weights = trained.trained_weights
     if weights is not None:
@@ -65,7 +68,7 @@ def write(model_dir: Path, trained: TrainedModel) -> None:
             "entity_labels": [list(label) for label in trained.entity_labels],
             "entity_transitions": None if transitions is None else transitions.tolist(),
             "do_lower_case": tokenizer.do_lower_case,
-            "tokenizer": TOKENIZER_FILE if isinstance(tokenizer, HuggingFaceTokenizer) else VOCAB_FILE,
+            "tokenizer": tokenizer_file,
             "max_seq_len": trained.predictor.max_seq_len,
             "precision": trained.predictor.precision,
             "model_sha256": hashlib.sha256(trained.predictor.onnx_model).hexdigest(),
