@@ -236,8 +236,11 @@ def test_a_sentencepiece_tokenizer_keeps_words_whole_and_pads_with_the_networks_
 def test_a_folder_of_another_architecture_trains_persists_and_loads_in_the_component(
     tmp_path, kind, model_storage, execution_context
 ):
+    from rasa.shared.exceptions import RasaException
     from rasa.shared.nlu.training_data.message import Message
     from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    from rasa_bert_intent import BertIntentClassifier
 
     if kind == "distilbert":
         folder, _weights, _config = distilbert_folder(tmp_path / kind)
@@ -262,8 +265,14 @@ def test_a_folder_of_another_architecture_trains_persists_and_loads_in_the_compo
     assert after.get("intent_ranking") == pytest.approx(before.get("intent_ranking"))
     assert after.get("entities") == before.get("entities")
     with model_storage.read_from(resource) as model_dir:
-        tokenizer_file = "vocab.txt" if kind == "distilbert" else "tokenizer.json"
-        assert (model_dir / tokenizer_file).is_file()
+        tokenizer_file = model_dir / ("vocab.txt" if kind == "distilbert" else "tokenizer.json")
+        assert tokenizer_file.is_file()
+        if kind == "distilbert":
+            return
+        tokenizer_file.write_text("{broken", encoding="utf-8")
+    config = {**BertIntentClassifier.get_default_config(), "model": str(folder)}
+    with pytest.raises(RasaException, match="BertIntentClassifier.*'tokenizer.json'"):
+        BertIntentClassifier.load(config, model_storage, resource, execution_context)
 
 
 def test_a_broken_tokenizer_json_is_named(tmp_path):

@@ -32,7 +32,6 @@ from rasa_bert_intent.storage import (
     IN_SCOPE_FILE,
     METADATA_FILE,
     MODEL_FILE,
-    TOKENIZER_FILE,
     VOCAB_FILE,
     WEIGHTS_FILE,
 )
@@ -339,8 +338,7 @@ def _flip_a_byte(path):
         ),
         (MODEL_FILE, _flip_a_byte),
         (MODEL_FILE, lambda path: path.unlink()),
-        (TOKENIZER_FILE, lambda path: path.unlink()),
-        (TOKENIZER_FILE, lambda path: path.write_text("{not json")),
+        (VOCAB_FILE, lambda path: path.unlink()),
         (METADATA_FILE, lambda path: path.write_text("{not json")),
         (METADATA_FILE, _bump_format_version),
         (IN_SCOPE_FILE, _flip_a_byte),
@@ -350,8 +348,7 @@ def _flip_a_byte(path):
         "truncated model",
         "altered model",
         "no model",
-        "no tokenizer",
-        "broken tokenizer",
+        "no vocabulary",
         "broken metadata",
         "newer format",
         "altered out-of-scope statistics",
@@ -371,27 +368,19 @@ def test_damaged_model_files_give_an_error_naming_component_and_file(trained, fi
             path.write_bytes(original)
 
 
-def test_a_model_of_the_previous_format_with_its_vocabulary_still_loads(trained):
-    # Format 7 kept WordPiece's vocab.txt; the default encoder's tokenizer.json gives the same
-    # ids, so the same model answers the same.
-    from rasa_bert_intent.encoder import DEFAULT_MODEL, model_folder
-
+def test_a_model_of_the_previous_format_still_loads(trained):
+    # Format 7 had no "tokenizer" in its metadata: vocab.txt, always.
     classifier, storage, resource, context = trained
     texts = ["hi there, good morning", "what's the weather like in Rome"]
     with storage.read_from(resource) as model_dir:
         metadata = (model_dir / METADATA_FILE).read_text()
-        tokenizer = (model_dir / TOKENIZER_FILE).read_bytes()
         old = {**json.loads(metadata), "format_version": 7}
         del old["tokenizer"]
         (model_dir / METADATA_FILE).write_text(json.dumps(old))
-        (model_dir / TOKENIZER_FILE).unlink()
-        shutil.copyfile(model_folder(DEFAULT_MODEL) / VOCAB_FILE, model_dir / VOCAB_FILE)
         try:
             loaded = BertIntentClassifier.load(classifier.config, storage, resource, context)
         finally:
             (model_dir / METADATA_FILE).write_text(metadata)
-            (model_dir / TOKENIZER_FILE).write_bytes(tokenizer)
-            (model_dir / VOCAB_FILE).unlink()
     for before, after in zip(parse(classifier, *texts), parse(loaded, *texts)):
         assert after.get("intent_ranking") == pytest.approx(before.get("intent_ranking"))
 

@@ -42,9 +42,9 @@ class PretrainedEncoder:
     """An encoder's architecture (in BERT's form) and tokenizer, and how to load its weights."""
 
     config: Dict[str, Any]  # architecture, in Google's `bert_config.json` names
-    vocab_file: Optional[Path]  # WordPiece's, where no tokenizer.json is read
+    vocab_file: Optional[Path]  # WordPiece's, where the folder has one
     do_lower_case: bool
-    # tokenizer.json, read with Hugging Face's `tokenizers` wherever a folder has one.
+    # tokenizer.json, read with Hugging Face's `tokenizers` where a folder has no vocab.txt.
     hf_tokenizer: Optional[HuggingFaceTokenizer] = None
 
     def tokenizer(self) -> TextTokenizer:
@@ -172,7 +172,10 @@ def _hugging_face(folder: Path, weights_file: Path) -> HuggingFaceEncoder:
             f"architectures read are {supported}, with absolute positions"
         )
     hf_tokenizer = None
-    if (folder / TOKENIZER_FILE).is_file():
+    # A folder with vocab.txt (BERT, DistilBERT) keeps our WordPiece: its tokenizer.json gave the
+    # same ids on every SNIPS query, but under 8 concurrent clients with 10,000-character
+    # messages in the mix a p99 of 248-276 ms against 98-119 (docs/speed.md, "Tokenizers").
+    if not (folder / VOCAB).is_file():
         try:
             hf_tokenizer = HuggingFaceTokenizer(folder / TOKENIZER_FILE)
         except (OSError, ValueError) as error:
