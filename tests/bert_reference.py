@@ -190,6 +190,7 @@ def train_and_reload(folder, data, model_storage, execution_context, name, text)
     config = {
         **BertIntentClassifier.get_default_config(),
         "model": str(folder),
+        # Plumbing with a tiny random encoder: a short run that judges no quality.
         "epochs": 2,
         "max_seq_len": 16,
     }

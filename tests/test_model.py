@@ -223,6 +223,8 @@ def test_the_entity_tagging_head_learns_its_tags_and_goes_into_the_export(
     # The last message has no tags: the CRF's loss must skip it, not turn to NaN.
     tags[-1] = None
     expected[-1] = UNTAGGED
+    # A tiny network on 4 sequences (the component's schedule is test_training's): 40 passes
+    # make it learn them, which is what this test checks it can.
     train(model, tags, epochs=40, intent_loss_weight=intent_loss_weight)
     transitions = model.network.entity_transitions
     assert (transitions is not None) == entity_crf
@@ -249,7 +251,7 @@ def test_the_word_embeddings_are_fine_tuned_only_when_asked(train_word_embedding
     word_embeddings = model.network.bert.embeddings_layer.word_embeddings_layer.weights[0]
     dense_kernel = model.network.dense.kernel
     words_before, dense_before = word_embeddings.numpy(), dense_kernel.numpy()
-    train(model, [None] * len(TOKEN_ID_LISTS), epochs=2)
+    train(model, [None] * len(TOKEN_ID_LISTS), epochs=2)  # plumbing: any update will do
     assert np.array_equal(word_embeddings.numpy(), words_before) != train_word_embeddings
     assert not np.allclose(dense_kernel.numpy(), dense_before)
 

@@ -42,6 +42,7 @@ def test_the_default_schedule_follows_the_data_size(examples, intents, epochs, b
 
 
 def test_set_epochs_and_batch_size_override_the_schedule():
+    # epochs and batch_size are the settings under test.
     plan = schedule(70, 7, epochs=3)
     assert (plan.epochs, plan.batch_size) == (3, 8)
     plan = schedule(70, 7, batch_size=32)
@@ -156,6 +157,7 @@ def test_a_finetune_tells_new_examples_by_their_text_intent_and_entities():
     is_new = ~np.isin(example_hashes(now), example_hashes(seen))
     assert is_new.tolist() == [False, False, True, True, True]
     previous = TrainedWeights({}, ["greet", "weather"], [], 40, example_hashes(seen))
+    # A set schedule only to make the reason's figures fixed; the reason's wording is under test.
     reason = finetune_reason(previous, schedule(8, 3, epochs=10), 5, is_new, 4,
                              ["greet", "thank", "weather"])
     assert reason == (
