@@ -36,7 +36,10 @@ class HuggingFaceTokenizer:
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
         self.pad_id = padding["pad_id"] if padding else _pad_id(self._tokenizer)
-        self.do_lower_case = _lower_cases(json.loads(self.tokenizer_file.read_text("utf-8")))
+        normalizer = self._tokenizer.normalizer  # its JSON, read back rather than the file again
+        self.do_lower_case = normalizer is not None and _lower_cases(
+            json.loads(normalizer.__getstate__())
+        )
         self._special_count = self._tokenizer.num_special_tokens_to_add(False)
         framed = self._tokenizer.post_process(self._tokenizer.encode("a", add_special_tokens=False))
         mask = framed.special_tokens_mask
