@@ -30,6 +30,7 @@ def tokenizer(request):
 
 
 def test_text_is_lower_cased_split_into_word_pieces_and_framed(tokenizer):
+    assert tokenizer.do_lower_case  # tokenizer.json's: read from its BertNormalizer
     words = VOCAB.read_text(encoding="utf-8").splitlines()
     ids = tokenizer.token_ids("Play Unbelievable", max_seq_len=64)
     assert ids[0] == CLS and ids[-1] == SEP
