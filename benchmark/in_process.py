@@ -52,13 +52,15 @@ def predict(trained: training.TrainedModel, texts: Sequence[str], max_seq_len: i
 def score(
     trained: training.TrainedModel, test: Sequence[training.Example], max_seq_len: int
 ) -> Dict:
-    """Intent accuracy, the share falling back (with and without the in-scope factor), span F1
+    """Intent accuracy (the softmax's and the served confidences'), the share falling back (with and without the in-scope factor), span F1
     and sentence accuracy on the test examples, and each one's predicted intent."""
     encodings, probabilities, confidences, tags = predict(
         trained, [e.text for e in test], max_seq_len
     )
     predicted = [trained.intents[i] for i in probabilities.argmax(axis=1)]
     right = [p == e.intent for p, e in zip(predicted, test)]
+    # What the component answers: the confidences' top intent (the neighbours weigh it).
+    served = [trained.intents[i] == e.intent for i, e in zip(confidences.argmax(axis=1), test)]
     found = []
     for example, encoding, tag in zip(test, encodings, tags):
         found.append([] if tag is None else spans(entity_tags.decode(
@@ -68,6 +70,7 @@ def score(
     slots = slot_scores([spans(e.entities) for e in test], found, right)
     return {
         "acc": 100 * np.mean(right),
+        "served_acc": 100 * np.mean(served),
         "fallback": 100 * np.mean(out_of_scope.rows_falling_back(confidences)),
         # What the softmax alone sends to nlu_fallback, without the in-scope factor.
         "softmax_fallback": 100 * np.mean(out_of_scope.rows_falling_back(probabilities)),

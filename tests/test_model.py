@@ -12,7 +12,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from rasa_bert_intent import onnx_export
-from rasa_bert_intent.model import IntentModel, IntentNetwork
+from rasa_bert_intent.model import PROTOTYPE_SCALE, IntentModel, IntentNetwork
 from rasa_bert_intent.onnx_export import PRECISIONS
 from rasa_bert_intent.predictor import Predictor
 from rasa_bert_intent.tokenization import UNTAGGED, bucket_length, pad
@@ -321,3 +321,67 @@ def test_a_model_of_other_outputs_is_refused(outputs):
 def test_bytes_that_are_no_onnx_model_are_refused(content):
     with pytest.raises(ValueError, match="ONNX Runtime cannot load it"):
         Predictor(content, MAX_SEQ_LEN, "fp32")
+
+
+def kept_layers_model() -> IntentModel:
+    """A tiny network of 4 layers whose embeddings and bottom layer stay as pretrained, with a
+    tagging head (on the mean of its second and top layers)."""
+    tf.keras.utils.set_random_seed(3)
+    config = {**TINY_CONFIG, "num_hidden_layers": 4}
+    network = IntentNetwork(
+        config, 3, 0.1, "mean", num_entity_tags=3, train_word_embeddings=False, frozen_layers=1
+    )
+    return IntentModel(network, MAX_SEQ_LEN)
+
+
+def test_kept_layers_stay_pretrained_and_the_export_computes_them_once_for_both_encoders():
+    model = kept_layers_model()
+    network = model.network
+    assert network.entity_layers() == [1, 3]
+    pretrained = {name: w.numpy().copy() for name, w in network.named_weights().items()}
+    kept = [n for n in pretrained if n.startswith(("embeddings/", "encoder/layer_0/"))]
+    assert kept and set(network.trainable_names()).isdisjoint(kept)
+    tags = [[UNTAGGED, *[1 + word % 2 for word in ids[1:-1]], UNTAGGED] for ids in TOKEN_ID_LISTS]
+    train(model, tags, epochs=5)  # plumbing: any update will do
+    now = network.named_weights()
+    assert all(np.array_equal(now[name].numpy(), pretrained[name]) for name in kept)
+    trained = "encoder/layer_3/output/dense/kernel"
+    assert not np.allclose(now[trained].numpy(), pretrained[trained])
+
+    reference = {name: pretrained[name] for name in network.encoder_weight_names()}
+    exported = model.to_onnx("fp32", reference)
+    stored = {i.name for i in onnx.load_from_string(exported).graph.initializer}
+    ref = onnx_export.REFERENCE
+    assert not any(name.startswith((f"{ref}embeddings/", f"{ref}encoder/layer_0/")) for name in stored)
+    assert f"{ref}encoder/layer_1/intermediate/kernel" in stored
+    config = {**TINY_CONFIG, "num_hidden_layers": 4}
+    as_pretrained = IntentModel(IntentNetwork(config, 1, 0.0, "mean"), MAX_SEQ_LEN)
+    as_pretrained.network.set_encoder_weights(reference)
+    outputs = Predictor(exported, MAX_SEQ_LEN, "fp32").predict(TOKEN_ID_LISTS)
+    for row, token_ids in enumerate(TOKEN_ID_LISTS):
+        probabilities, tag_probabilities, vector = network_outputs(model, token_ids)
+        np.testing.assert_allclose(outputs.probabilities[row], probabilities, atol=1e-5)
+        np.testing.assert_allclose(outputs.tag_probabilities[row], tag_probabilities, atol=1e-5)
+        np.testing.assert_allclose(outputs.vectors[row], vector, atol=1e-5)
+        wanted = network_outputs(as_pretrained, token_ids)[2]
+        np.testing.assert_allclose(outputs.reference_vectors[row], wanted, atol=1e-5)
+
+
+def test_the_prototype_head_starts_from_the_directions_to_the_intents_means():
+    model = tiny_model()
+    labels = np.array([0, 1, 2, 0])
+    model.network.start_heads_from_prototypes(TOKEN_ID_LISTS, labels, batch_size=3)
+    np.testing.assert_array_equal(model.network.dense.kernel.numpy(), np.eye(16))
+    messages = [message(length) for length in range(3, MAX_SEQ_LEN + 1)]
+    outputs = [network_outputs(model, ids) for ids in TOKEN_ID_LISTS + messages]
+    vectors = np.tanh([vector for _, _, vector in outputs])
+    means = np.stack([vectors[:4][labels == label].mean(axis=0) for label in range(3)])
+    directions = means - means.mean(axis=0)
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    spread = np.linalg.norm(vectors[:4] - means.mean(axis=0), axis=1).mean()
+    logits = PROTOTYPE_SCALE / spread * vectors @ directions.T
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    probabilities = np.array([probabilities for probabilities, _, _ in outputs])
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+    assert len(set(probabilities.argmax(axis=1).tolist())) == 3  # it tells intents apart

@@ -172,6 +172,13 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             bert_config["num_hidden_layers"] = min(
                 self.config["num_layers"], bert_config["num_hidden_layers"]
             )
+        if self.config["frozen_layers"] >= bert_config["num_hidden_layers"]:
+            raise settings.invalid(
+                self.config,
+                "frozen_layers",
+                f"must be fewer than the {bert_config['num_hidden_layers']} layers trained "
+                f"('num_layers' and the encoder's own)",
+            )
         return pretrained, bert_config
 
     def process(self, messages: List[Message]) -> List[Message]:

@@ -66,6 +66,15 @@ def continue_from(
     """Sets the previous training's weights; the rows of intents and entity labels it did not
     know keep the values a fresh training starts from."""
     weights = network.named_weights()
+    trained = set(network.trainable_names()) - set(TAGGING_WEIGHTS)
+    stored = set(previous.weights) - set(TAGGING_WEIGHTS)
+    if trained != stored:
+        differing = sorted(trained ^ stored)
+        raise CannotContinue(
+            f"it trained other weights than this network trains ({', '.join(differing[:3])}"
+            f"{', …' if len(differing) > 3 else ''}): other layers, or other layers kept as "
+            f"pretrained"
+        )
     old_intent = _old_rows(intents, previous.intents)
     old_tag = _old_tags(entity_labels, previous.entity_labels)
     values = {}

@@ -11,7 +11,8 @@ in (a TensorFlow variable is copied then), so a copy of one weight at a time is 
 With reference weights, the model also runs the encoder as it was pretrained (all its layers,
 its nodes under `reference/`) beside the fine-tuned one, and gives that encoder's mean-pooled
 sentence vector: what in_scope.py measures a message's likeness to the training examples with.
-The word embedding table, which training keeps as pretrained by default, is then stored once.
+The word embedding table, which training keeps as pretrained by default, is then stored once,
+and the layers training kept as pretrained (`shared_layers`) are computed once for both.
 
 int8 quantises the encoder's weights here, symmetrically with one scale per output column
 (the word embeddings: per hidden dimension), and each product's input at run time
@@ -67,6 +68,11 @@ class Architecture:
     layer_norm_eps: float = LAYER_NORM_EPSILON
     # Layers of the pretrained encoder whose mean-pooled vector the model also gives; 0: none.
     reference_layers: int = 0
+    # Bottom layers (with the embeddings) that the network kept as pretrained: with reference
+    # layers, their states are computed once and both encoders go on from them.
+    shared_layers: int = 0
+    # The layers (0 the bottom) whose states' mean the tagging head reads; empty: the top.
+    entity_layers: Tuple[int, ...] = ()
 
 
 class _Graph:
@@ -233,7 +239,8 @@ def write(
     zero = graph.constant("zero", np.array(0, np.int32))
     is_token = graph.op("Not", [graph.op("Equal", [TOKEN_IDS, zero], "is_padding")], "is_token")
     mask = graph.op("Cast", [is_token], "mask", to=TensorProto.INT32)
-    hidden = _encoder(graph, architecture, architecture.num_layers, mask)
+    states = _layers(graph, architecture, _embeddings(graph), range(architecture.num_layers), mask)
+    hidden = states[-1]
     outputs = [
         helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", size])
         for name, size in (
@@ -246,7 +253,8 @@ def write(
     intent_logits = graph.dense(graph.dense(pooled, "dense", "tanh"), "logits")
     graph.op("Softmax", [intent_logits], PROBABILITIES, axis=-1)
     if "entity_tag_logits/kernel" in weights:
-        tag_logits = graph.dense(hidden, "entity_tag_logits")
+        tagged = _mean_of(graph, [states[i] for i in architecture.entity_layers or [-1]])
+        tag_logits = graph.dense(tagged, "entity_tag_logits")
         graph.op("Softmax", [tag_logits], ENTITY_TAG_PROBABILITIES, axis=-1)
         tags = weights["entity_tag_logits/kernel"].shape[1]
         outputs.append(
@@ -255,7 +263,10 @@ def write(
             )
         )
     if architecture.reference_layers:
-        reference = _encoder(graph, architecture, architecture.reference_layers, mask, REFERENCE)
+        shared = architecture.shared_layers
+        start = states[shared - 1] if shared else _embeddings(graph, REFERENCE)
+        layers = range(shared, architecture.reference_layers)
+        reference = _layers(graph, architecture, start, layers, mask, REFERENCE)[-1]
         graph.op("Identity", [_pooled(graph, reference, "mean", REFERENCE)], REFERENCE_VECTOR)
         size = graph.array(f"{REFERENCE}embeddings/LayerNorm/gamma").shape[0]
         outputs.append(
@@ -278,11 +289,8 @@ def write(
     return model.SerializeToString()
 
 
-def _encoder(
-    graph: _Graph, architecture: Architecture, num_layers: int, mask: str, prefix: str = ""
-) -> str:
-    """BERT's embeddings and transformer layers, of the weights named with `prefix`: the
-    hidden states `[batch, length, hidden]`."""
+def _embeddings(graph: _Graph, prefix: str = "") -> str:
+    """BERT's embeddings of the weights named with `prefix`: `[batch, length, hidden]`."""
     # Every message is segment 0: its token type embedding is one row, added to each position.
     position_table = (
         graph.array(f"{prefix}embeddings/position_embeddings/embeddings")
@@ -309,7 +317,7 @@ def _encoder(
             "Gather", [graph.weight(word_table), TOKEN_IDS], f"{prefix}embeddings/words"
         )
     summed = graph.op("Add", [words, positions], f"{prefix}embeddings/sum")
-    x = graph.op(
+    return graph.op(
         "LayerNormalization",
         [
             summed,
@@ -320,14 +328,34 @@ def _encoder(
         axis=-1,
         epsilon=graph.layer_norm_eps,
     )
-    for index in range(num_layers):
+
+
+def _layers(
+    graph: _Graph, architecture: Architecture, x: str, layers: range, mask: str, prefix: str = ""
+) -> List[str]:
+    """The transformer layers `layers` of the weights named with `prefix`, from the states `x`:
+    each layer's output states `[batch, length, hidden]`, in order."""
+    states = []
+    for index in layers:
         layer = f"{prefix}encoder/layer_{index}"
         # mask [batch, length]: 1 attends, 0 is padding, scored -10000 as in bert-for-tf2.
         attended = graph.attention(x, mask, layer, architecture.num_heads)
         x = graph.skip_layer_norm(attended, x, f"{layer}/attention/output")
         inner = graph.dense(x, f"{layer}/intermediate", architecture.activation, quantized=True)
         x = graph.skip_layer_norm(inner, x, f"{layer}/output")
-    return x
+        states.append(x)
+    return states
+
+
+def _mean_of(graph: _Graph, states: List[str]) -> str:
+    """The mean of several layers' states (one layer's: its own)."""
+    if len(states) == 1:
+        return states[0]
+    summed = states[0]
+    for index, state in enumerate(states[1:], start=1):
+        summed = graph.op("Add", [summed, state], f"entity_layers/sum_{index}")
+    share = graph.constant("entity_layers/share", np.array(1 / len(states), np.float32))
+    return graph.op("Mul", [summed, share], "entity_layers/mean")
 
 
 def _pooled(graph: _Graph, hidden: str, pooling: str, prefix: str = "") -> str:
