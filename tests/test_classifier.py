@@ -6,6 +6,7 @@ import re
 import shutil
 
 import numpy as np
+import onnx
 import pytest
 from small_assistant import (
     EXAMPLES as NLU_EXAMPLES,
@@ -426,6 +427,43 @@ def test_a_finetune_of_a_model_without_trained_weights_says_to_train_it_once(tra
         load_to_finetune((classifier, LocalModelStorage(tmp_path), resource, None), tmp_path / "again")
 
 
+# The few-shot candidate's settings (docs/choosing-the-defaults.md, "Few examples"), not the
+# defaults: all six layers, the embeddings and bottom two kept as pretrained, a prototype head.
+FEW_SHOT = {"num_layers": None, "frozen_layers": 2, "prototype_head": True}
+
+
+def test_layers_kept_and_a_prototype_head_train_persist_load_and_answer_alike(
+    tmp_path, execution_context
+):
+    (tmp_path / "storage").mkdir()
+    storage, resource = LocalModelStorage(tmp_path / "storage"), Resource("few_shot")
+    classifier = create({**FEW_SHOT, "ranking_length": 0}, storage, resource, execution_context)
+    classifier.train(training_data())
+    texts = ["hi there, good morning", "what's the weather like in Rome", "bye, see you"]
+    before = parse(classifier, *texts)
+    assert [m.get("intent")["name"] for m in before] == ["greet", "weather", "goodbye"]
+    loaded = BertIntentClassifier.load(classifier.config, storage, resource, execution_context)
+    for first, second in zip(before, parse(loaded, *texts)):
+        assert first.get("intent_ranking") == second.get("intent_ranking")
+    # The kept layers are computed once for both encoders: 2 + 4 + 4 layers, as the
+    # defaults' 4 + 6; a fine-tune keeps none of them.
+    with storage.read_from(resource) as model_dir:
+        onnx_model = onnx.load(str(model_dir / "model.onnx"))
+        with np.load(model_dir / WEIGHTS_FILE) as kept:
+            assert not any(name.startswith(("embeddings/", "encoder/layer_1/")) for name in kept)
+            assert "encoder/layer_5/output/dense/kernel" in kept
+    layers = {n.name.split("/attention")[0] for n in onnx_model.graph.node if "/attention/" in n.name}
+    assert sorted(layers) == sorted(
+        [f"encoder/layer_{i}" for i in range(6)] + [f"reference/encoder/layer_{i}" for i in (2, 3, 4, 5)]
+    )
+    # A fine-tune that would train other layers says so in one line, before any step.
+    defaults = copy.copy(classifier)
+    defaults.config = BertIntentClassifier.get_default_config()
+    finetune = load_to_finetune((defaults, storage, resource, None), tmp_path / "finetune")
+    with pytest.raises(RasaException, match="cannot fine-tune the previous model: it trained other"):
+        finetune.train(training_data())
+
+
 def test_rasa_keeps_refusing_new_labels_where_another_component_learns_them():
     from rasa.engine.graph import GraphSchema, SchemaNode
     from rasa.nlu.classifiers.diet_classifier import DIETClassifier
@@ -461,6 +499,9 @@ def test_rasa_keeps_refusing_new_labels_where_another_component_learns_them():
         ("max_seq_len", 2),
         ("num_layers", 0),
         ("num_layers", "2"),
+        ("frozen_layers", -1),
+        ("frozen_layers", None),
+        ("prototype_head", "yes"),
         ("learning_rate", 0),
         ("dropout", 1.0),
         ("label_smoothing", -0.1),
@@ -492,6 +533,24 @@ def test_bad_settings_are_refused_before_training(
             BertIntentClassifier.fingerprint_addon(config)
         else:
             create(config, model_storage, resource, execution_context)
+
+
+def test_training_the_word_embeddings_needs_no_layers_kept(
+    model_storage, resource, execution_context
+):
+    config = {"train_word_embeddings": True, "frozen_layers": 2}
+    with pytest.raises(InvalidConfigException, match="set 'frozen_layers: 0' to train them"):
+        create(config, model_storage, resource, execution_context)
+
+
+def test_keeping_every_layer_as_pretrained_is_refused_before_training(
+    model_storage, resource, execution_context
+):
+    classifier = create(
+        {"num_layers": 3, "frozen_layers": 3}, model_storage, resource, execution_context
+    )
+    with pytest.raises(InvalidConfigException, match="must be fewer than the 3 layers trained"):
+        classifier.train(training_data())
 
 
 def test_turning_off_both_intents_and_entities_is_refused(

@@ -41,6 +41,21 @@ def test_the_default_schedule_follows_the_data_size(examples, intents, epochs, b
     )
 
 
+@pytest.mark.parametrize(
+    "examples, intents, epochs, batch_size",
+    [
+        (70, 7, 40, 8),  # the 400-step floor rules few intents alike
+        (640, 64, 6, 8),  # HWU64 at 10 per intent: 8 steps per intent
+        (1_000, 100, 6, 8),  # 800 steps, 6 passes: 6,000 examples shown
+        (1_500, 150, 4, 16),  # CLINC150 at 10 per intent: at most 6,000 examples shown
+        (9_960, 64, 3, 32),  # an HWU64 fold: the fewest passes, MIN_EPOCHS
+    ],
+)
+def test_a_prototype_head_gets_fewer_steps(examples, intents, epochs, batch_size):
+    plan = schedule(examples, intents, prototype_head=True)
+    assert (plan.epochs, plan.batch_size) == (epochs, batch_size)
+
+
 def test_set_epochs_and_batch_size_override_the_schedule():
     # epochs and batch_size are the settings under test.
     plan = schedule(70, 7, epochs=3)

@@ -8,7 +8,8 @@ out_of_scope.half_a), with FallbackClassifier as config.yml sets it; and the dev
 Each column is one edge in standard deviations, the last the shipped one (which grows with the
 epochs the schedule chose); `--network-weight 0.5` weighs the two distances as before
 2026-12-03 (in_scope.NETWORK_WEIGHT), and `--network-weight 1` scores with the fine-tuned
-network's distance alone, as before 2026-12-02's second change.
+network's distance alone, as before 2026-12-02's second change; `--neighbour-weight` sets
+in_scope.NEIGHBOUR_WEIGHT, which the dev accuracy follows.
 """
 
 import sys
@@ -74,7 +75,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("prefixes", nargs="+")
     parser.add_argument("--network-weight", type=float, default=in_scope.NETWORK_WEIGHT)
+    parser.add_argument("--neighbour-weight", type=float, default=in_scope.NEIGHBOUR_WEIGHT)
     args = parser.parse_args()
+    in_scope.NEIGHBOUR_WEIGHT = args.neighbour_weight
     print("falling back: dev / short / casual | out of scope caught (mean of the 3 sets)")
     for prefix in args.prefixes:
         arrays = dict(np.load(prefix + ".npz"))

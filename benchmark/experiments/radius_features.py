@@ -9,6 +9,8 @@ are written for the SNIPS intents).
 
     .venv/bin/python benchmark/experiments/radius_features.py --per-intent 10 --seed 3 --out results/radius-dev
     .venv/bin/python benchmark/experiments/radius_features.py --hwu-fold 1 --out results/radius-dev
+    .venv/bin/python benchmark/experiments/radius_features.py --per-intent 5 --seed 7 \
+        --set "num_layers=None frozen_layers=2 prototype_head=True"
 """
 
 import sys
@@ -28,7 +30,7 @@ import numpy as np  # noqa: E402
 from rasa.shared.nlu.training_data.training_data import TrainingData  # noqa: E402
 
 from casual_in_scope import read_requests  # noqa: E402
-from dev_eval import SNIPS, dev_split, new_classifier  # noqa: E402
+from dev_eval import SNIPS, dev_split, new_classifier, overrides  # noqa: E402
 from learning_curve import HWU, per_intent  # noqa: E402
 from out_of_scope import read_out_of_scope  # noqa: E402
 from rasa_bert_intent import BertIntentClassifier, training  # noqa: E402
@@ -64,13 +66,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42, help="the subsample's and training's")
     parser.add_argument("--hwu-fold", type=int, help="an HWU64 fold instead of SNIPS")
     parser.add_argument("--out", type=Path, default=Path("results/radius-dev"))
+    parser.add_argument("--set", default="", help='settings over the defaults: "frozen_layers=2 ..."')
     args = parser.parse_args()
     if args.hwu_fold:
         train, dev = hwu_split(args.hwu_fold)
     else:
         train, dev = dev_split(read_source(SNIPS)[0])
     train = per_intent(train, args.per_intent, args.seed)
-    config = {**BertIntentClassifier.get_default_config(), "random_seed": args.seed}
+    config = {
+        **BertIntentClassifier.get_default_config(), "random_seed": args.seed, **overrides(args.set)
+    }
     sets = {
         "train": ([m.get("text") for m in train], [m.get("intent") for m in train]),
         "dev": ([m.get("text") for m in dev], [m.get("intent") for m in dev]),
@@ -95,7 +100,10 @@ def main() -> None:
         name = f"hwu{args.hwu_fold}-{name}"
     np.savez(args.out / f"{name}.npz", **arrays)
     labels = [trained.intents.index(intent) for intent in sets["train"][1]]
-    epochs = training.schedule(len(training.balanced_rows(labels)), len(trained.intents)).epochs
+    epochs = training.schedule(
+        len(training.balanced_rows(labels)), len(trained.intents),
+        prototype_head=config["prototype_head"],
+    ).epochs
     meta = {"intents": trained.intents, "sets": sets, "epochs": epochs}
     (args.out / f"{name}.json").write_text(json.dumps(meta))
     print(f"wrote {args.out / name}.npz")

@@ -140,7 +140,8 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         except finetune.CannotContinue as error:
             raise RasaException(
                 f"{self.name}: cannot fine-tune the previous model: {error}. Its encoder "
-                f"('model', 'num_layers') differs from this training's: train without --finetune."
+                f"('model', 'num_layers', 'frozen_layers') differs from this training's: train "
+                f"without --finetune."
             )
         with self._model_storage.write_to(self._resource) as model_dir:
             storage.write(model_dir, self.trained)
