@@ -166,8 +166,8 @@ def check_config(config: Dict[Text, Any]) -> None:
         raise invalid(
             config,
             "train_word_embeddings",
-            f"is true while 'frozen_layers' keeps the embeddings as pretrained: set "
-            f"'frozen_layers: 0' to train them",
+            "is true while 'frozen_layers' keeps the embeddings as pretrained: set "
+            "'frozen_layers: 0' to train them",
         )
     if config.get("precision") not in PRECISIONS:
         raise invalid(config, "precision", f"must be one of: {', '.join(PRECISIONS)}")
