@@ -52,8 +52,9 @@ def predict(trained: training.TrainedModel, texts: Sequence[str], max_seq_len: i
 def score(
     trained: training.TrainedModel, test: Sequence[training.Example], max_seq_len: int
 ) -> Dict:
-    """Intent accuracy (the softmax's and the served confidences'), the share falling back (with and without the in-scope factor), span F1
-    and sentence accuracy on the test examples, and each one's predicted intent."""
+    """Intent accuracy (the softmax's and the served confidences'), the share falling back (with
+    and without the in-scope factor), span F1 and sentence accuracy on the test examples, and
+    each one's predicted intent (the softmax's)."""
     encodings, probabilities, confidences, tags = predict(
         trained, [e.text for e in test], max_seq_len
     )

@@ -452,15 +452,17 @@ def test_layers_kept_and_a_prototype_head_train_persist_load_and_answer_alike(
         with np.load(model_dir / WEIGHTS_FILE) as kept:
             assert not any(name.startswith(("embeddings/", "encoder/layer_1/")) for name in kept)
             assert "encoder/layer_5/output/dense/kernel" in kept
-    layers = {n.name.split("/attention")[0] for n in onnx_model.graph.node if "/attention/" in n.name}
+    nodes = onnx_model.graph.node
+    layers = {node.name.split("/attention")[0] for node in nodes if "/attention/" in node.name}
     assert sorted(layers) == sorted(
-        [f"encoder/layer_{i}" for i in range(6)] + [f"reference/encoder/layer_{i}" for i in (2, 3, 4, 5)]
+        [f"encoder/layer_{i}" for i in range(6)]
+        + [f"reference/encoder/layer_{i}" for i in (2, 3, 4, 5)]
     )
     # A fine-tune that would train other layers says so in one line, before any step.
     defaults = copy.copy(classifier)
     defaults.config = BertIntentClassifier.get_default_config()
     finetune = load_to_finetune((defaults, storage, resource, None), tmp_path / "finetune")
-    with pytest.raises(RasaException, match="cannot fine-tune the previous model: it trained other"):
+    with pytest.raises(RasaException, match="cannot fine-tune the previous model: it trained"):
         finetune.train(training_data())
 
 

@@ -352,7 +352,8 @@ def test_kept_layers_stay_pretrained_and_the_export_computes_them_once_for_both_
     exported = model.to_onnx("fp32", reference)
     stored = {i.name for i in onnx.load_from_string(exported).graph.initializer}
     ref = onnx_export.REFERENCE
-    assert not any(name.startswith((f"{ref}embeddings/", f"{ref}encoder/layer_0/")) for name in stored)
+    shared = (f"{ref}embeddings/", f"{ref}encoder/layer_0/")
+    assert not any(name.startswith(shared) for name in stored)
     assert f"{ref}encoder/layer_1/intermediate/kernel" in stored
     config = {**TINY_CONFIG, "num_hidden_layers": 4}
     as_pretrained = IntentModel(IntentNetwork(config, 1, 0.0, "mean"), MAX_SEQ_LEN)

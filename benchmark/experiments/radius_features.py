@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42, help="the subsample's and training's")
     parser.add_argument("--hwu-fold", type=int, help="an HWU64 fold instead of SNIPS")
     parser.add_argument("--out", type=Path, default=Path("results/radius-dev"))
-    parser.add_argument("--set", default="", help='settings over the defaults: "frozen_layers=2 ..."')
+    parser.add_argument("--set", default="", help='settings over the defaults: "a=1 b=True"')
     args = parser.parse_args()
     if args.hwu_fold:
         train, dev = hwu_split(args.hwu_fold)
