@@ -371,6 +371,7 @@ def test_kept_layers_stay_pretrained_and_the_export_computes_them_once_for_both_
 def test_the_prototype_head_starts_from_the_directions_to_the_intents_means():
     model = tiny_model()
     labels = np.array([0, 1, 2, 0])
+    # Batches of 3 split the 4 messages, so that the vectors of two batches are put together.
     model.network.start_heads_from_prototypes(TOKEN_ID_LISTS, labels, batch_size=3)
     np.testing.assert_array_equal(model.network.dense.kernel.numpy(), np.eye(16))
     messages = [message(length) for length in range(3, MAX_SEQ_LEN + 1)]

@@ -176,14 +176,11 @@ class IntentNetwork(tf.keras.Model):
         refines a classifier that already works instead of first undoing a random head.
         """
         labels = np.asarray(labels)
-        pooled = []
+        vectors = np.zeros((len(labels), self.dense.kernel.shape[0]), np.float64)
         longest = max(map(len, token_id_lists))
         for length, rows in length_batches(token_id_lists, batch_size, longest):
             batch = pad([token_id_lists[row] for row in rows], length)
-            pooled.append((rows, self.intent_and_entity_tag_logits(batch, False)[2].numpy()))
-        vectors = np.zeros((len(labels), pooled[0][1].shape[1]), np.float64)
-        for rows, values in pooled:
-            vectors[rows] = values
+            vectors[rows] = self.intent_and_entity_tag_logits(batch, False)[2].numpy()
         vectors = np.tanh(vectors)
         intents = self.logits.kernel.shape[1]
         means = np.stack([
