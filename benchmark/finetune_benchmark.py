@@ -29,7 +29,7 @@ from rasa.shared.nlu.training_data.loading import load_data  # noqa: E402
 
 import in_process  # noqa: E402
 from learning_curve import per_intent  # noqa: E402
-from rasa_bert_intent.finetune import FINETUNING_EPOCH_FRACTION  # noqa: E402
+from rasa_bert_intent.settings import FINETUNING_EPOCH_FRACTION  # noqa: E402
 from rasa_bert_intent.settings import default_config  # noqa: E402
 
 HELD_OUT_SHARE = 0.1
@@ -80,7 +80,7 @@ def main() -> None:
         known = [e for e in test if e.intent in {x.intent for x in whole}]
         base, base_s = in_process.train(base_examples)
         runs = {"previous model": figures(base, base_s, known, new_intents, config["max_seq_len"])}
-        weights = base.trained_weights
+        weights = base.finetune_state
         del base
         finetuned, finetune_s = in_process.train(
             whole, {FINETUNING_EPOCH_FRACTION: args.fraction}, previous=weights

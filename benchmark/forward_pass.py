@@ -27,11 +27,11 @@ import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from rasa_bert_intent import encoder as encoders  # noqa: E402
+from rasa_bert_intent.pretrained import encoder as encoders  # noqa: E402
 from rasa_bert_intent import predictor as predictors  # noqa: E402
 from rasa_bert_intent import training  # noqa: E402
 from rasa_bert_intent.cli import DEFAULT_SOURCE  # noqa: E402
-from rasa_bert_intent.model import IntentModel, IntentNetwork  # noqa: E402
+from rasa_bert_intent.network import IntentNetwork  # noqa: E402
 from rasa_bert_intent.onnx_export import (  # noqa: E402
     ENTITY_TAG_PROBABILITIES,
     PROBABILITIES,
@@ -39,7 +39,7 @@ from rasa_bert_intent.onnx_export import (  # noqa: E402
     TOKEN_IDS,
 )
 from rasa_bert_intent.snips import read_source  # noqa: E402
-from rasa_bert_intent.tokenization import bucket_length, pad  # noqa: E402
+from rasa_bert_intent.batching import bucket_length, pad  # noqa: E402
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 MAX_SEQ_LEN = 64
@@ -127,16 +127,17 @@ def main() -> None:
     pretrained = encoders.load_pretrained(encoders.DEFAULT_MODEL)
     config = {**pretrained.config, "num_hidden_layers": 4}
     tf.keras.utils.set_random_seed(0)
-    model = IntentModel(IntentNetwork(config, 7, 0.1, "mean", 79), MAX_SEQ_LEN)
-    pretrained.load_into(model.network)
-    exports = {"TensorFlow Lite float16": tflite_model(model.network)}
+    network = IntentNetwork(config, 7, 0.1, "mean", 79)
+    network.build_for_any_length()
+    pretrained.load_into(network)
+    exports = {"TensorFlow Lite float16": tflite_model(network)}
     reference = training.pretrained_weights(pretrained)
     for precision in ("fp32", "int8"):
         started = time.perf_counter()
-        exports[f"ONNX {precision}"] = model.to_onnx(precision)
+        exports[f"ONNX {precision}"] = network.to_onnx(precision)
         print(f"export of ONNX {precision}: {time.perf_counter() - started:.2f} s")
         started = time.perf_counter()
-        exports[f"ONNX {precision} + pretrained"] = model.to_onnx(precision, reference)
+        exports[f"ONNX {precision} + pretrained"] = network.to_onnx(precision, reference)
         print(f"export of ONNX {precision} + pretrained: {time.perf_counter() - started:.2f} s")
     for spec in args.compare:
         name, _, path = spec.partition("=")

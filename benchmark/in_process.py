@@ -10,6 +10,8 @@ import numpy as np
 import out_of_scope
 from rasa_bert_intent import BertIntentClassifier, training
 from rasa_bert_intent import entities as entity_tags
+from rasa_bert_intent.finetune import FinetuneState
+from rasa_bert_intent.predictor import ServedModel
 from rasa_bert_intent.settings import default_config
 from slot_metrics import slot_scores, spans
 
@@ -25,22 +27,23 @@ def as_examples(messages) -> List[training.Example]:
 def train(
     examples: Sequence[training.Example],
     config: Optional[Dict] = None,
-    previous: Optional[training.TrainedWeights] = None,
-) -> Tuple[training.TrainedModel, float]:
+    previous: Optional[FinetuneState] = None,
+) -> Tuple[ServedModel, float]:
     """What the component trains on the examples with `config` (merged over the defaults),
     from `previous` when fine-tuning, and the seconds `training.train` took."""
     component = BertIntentClassifier({**default_config(), **(config or {})}, None, None)
     intents = sorted({e.intent for e in examples})
-    labels = training.entity_labels_of(examples)
+    labels = entity_tags.labels_in([e.entities for e in examples])
     pretrained, bert_config = component._pretrained_encoder()
     started = time.perf_counter()
     trained = training.train(
-        examples, intents, labels, pretrained, bert_config, component.config, False, previous
+        examples, intents, labels, pretrained, bert_config, component.settings,
+        show_progress=False, previous=previous,
     )
     return trained, time.perf_counter() - started
 
 
-def predict(trained: training.TrainedModel, texts: Sequence[str], max_seq_len: int):
+def predict(trained: ServedModel, texts: Sequence[str], max_seq_len: int):
     """Encodings, probabilities, confidences (probabilities times the in-scope factor) and tag
     probabilities of the served model."""
     encodings = [trained.tokenizer.encode(text, max_seq_len) for text in texts]
@@ -50,7 +53,7 @@ def predict(trained: training.TrainedModel, texts: Sequence[str], max_seq_len: i
 
 
 def score(
-    trained: training.TrainedModel, test: Sequence[training.Example], max_seq_len: int
+    trained: ServedModel, test: Sequence[training.Example], max_seq_len: int
 ) -> Dict:
     """Intent accuracy (the softmax's and the served confidences'), the share falling back (with
     and without the in-scope factor), span F1 and sentence accuracy on the test examples, and

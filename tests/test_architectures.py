@@ -8,7 +8,7 @@ import json
 import numpy as np
 import onnx
 import pytest
-from bert_reference import (
+from helpers.bert_reference import (
     TINY_CONFIG,
     TINY_VOCAB,
     numpy_bert,
@@ -16,14 +16,14 @@ from bert_reference import (
     tiny_hf_weights,
     train_and_reload,
 )
+from helpers.tiny_network import built_network
 from params_flow.normalization import LayerNormalization
 from safetensors.numpy import save_file
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
-from rasa_bert_intent import architectures
-from rasa_bert_intent.encoder import EncoderNotFound, load_pretrained
-from rasa_bert_intent.hf_tokenizer import HuggingFaceTokenizer
-from rasa_bert_intent.model import IntentModel, IntentNetwork
+from rasa_bert_intent.pretrained import architectures
+from rasa_bert_intent.pretrained.encoder import EncoderNotFound, load_pretrained
+from rasa_bert_intent.pretrained.tokenization import HuggingFaceTokenizer
 from rasa_bert_intent.predictor import Predictor
 
 # RoBERTa's ids: <s> 0, <pad> 1, </s> 2; the network's: padding is 0, so the two trade places.
@@ -151,8 +151,8 @@ def numpy_distilbert(weights, config, token_ids):
 @functools.lru_cache(maxsize=1)
 def bert_operators():
     """The operators of the fp32 export of a tiny BERT, in order."""
-    model = IntentModel(IntentNetwork(TINY_CONFIG, 3, 0.0, "mean"), max_seq_len=16)
-    return [node.op_type for node in onnx.load_from_string(model.to_onnx("fp32")).graph.node]
+    network = built_network(TINY_CONFIG, num_intents=3)
+    return [node.op_type for node in onnx.load_from_string(network.to_onnx("fp32")).graph.node]
 
 
 def network_ids(token_ids, pad):
@@ -177,12 +177,12 @@ def test_each_architecture_gives_its_reference_hidden_states_in_keras_and_onnx(t
         ids, pad, reference = ROBERTA_IDS, ROBERTA_PAD, numpy_roberta
     encoder = load_pretrained(str(folder))
     assert encoder.architecture.model_types[0] == {"xlm-roberta": "roberta"}.get(kind, kind)
-    model = IntentModel(IntentNetwork(encoder.config, 3, 0.0, "mean"), max_seq_len=16)
-    assert encoder.load_into(model.network) == []
+    network = built_network(encoder.config, num_intents=3)
+    assert encoder.load_into(network) == []
     ours = network_ids(ids, pad).astype(np.int32)
 
-    hidden = model.network.bert.encoders_layer(
-        model.network._embeddings(ours, training=False), mask=ours != 0, training=False
+    hidden = network.bert.encoders_layer(
+        network._embeddings(ours, training=False), mask=ours != 0, training=False
     ).numpy()
     wanted = reference(weights, config, ids)
     real = ids != pad
@@ -193,10 +193,10 @@ def test_each_architecture_gives_its_reference_hidden_states_in_keras_and_onnx(t
     # where it is set.
     epsilon = config.get("layer_norm_eps", 1e-12)
     norms = [
-        layer for layer in model.network.bert.submodules if isinstance(layer, LayerNormalization)
+        layer for layer in network.bert.submodules if isinstance(layer, LayerNormalization)
     ]
     assert norms and {layer.params.epsilon for layer in norms} == {epsilon}
-    exported = model.to_onnx("fp32")
+    exported = network.to_onnx("fp32")
     nodes = onnx.load_from_string(exported).graph.node
     written = {a.f for node in nodes for a in node.attribute if a.name == "epsilon"}
     assert written == {np.float32(epsilon)}
@@ -206,7 +206,7 @@ def test_each_architecture_gives_its_reference_hidden_states_in_keras_and_onnx(t
     assert [node.op_type for node in nodes] == bert_operators()
 
     onnx_outputs = Predictor(exported, 16, "fp32").predict([row[row != 0] for row in ours])
-    logits, _tags, vectors = model.network.intent_and_entity_tag_logits(ours, training=False)
+    logits, _tags, vectors = network.intent_and_entity_tag_logits(ours, training=False)
     probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     np.testing.assert_allclose(onnx_outputs.vectors, vectors.numpy(), atol=1e-4)
     np.testing.assert_allclose(onnx_outputs.probabilities, probabilities, atol=1e-4)

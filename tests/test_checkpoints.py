@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from bert_reference import (
+from helpers.bert_reference import (
     numpy_bert,
     tiny_hf_weights,
     train_and_reload,
@@ -17,14 +17,14 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from rasa_bert_intent import BertIntentClassifier
-from rasa_bert_intent.encoder import (
+from rasa_bert_intent.pretrained.encoder import (
     EncoderNotFound,
     GoogleCheckpointEncoder,
     HuggingFaceEncoder,
     load_pretrained,
 )
-from rasa_bert_intent.model import IntentNetwork
-from rasa_bert_intent.tokenization import pad
+from rasa_bert_intent.network import IntentNetwork
+from rasa_bert_intent.batching import pad
 
 TOKEN_IDS = pad([[2, 5, 8, 9, 10, 3], [2, 11, 12, 3], [2, 3]], 8)
 

@@ -4,17 +4,17 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from bert_reference import numpy_bert
-from rasa_bert_intent.encoder import (
+from helpers.bert_reference import numpy_bert
+from rasa_bert_intent.pretrained.encoder import (
     DEFAULT_MODEL,
     EncoderNotFound,
     fingerprint,
     load_pretrained,
     model_folder,
 )
-from rasa_bert_intent.model import IntentNetwork
-from rasa_bert_intent.tokenization import pad
-from rasa_bert_intent.weight_files import SAFETENSORS
+from rasa_bert_intent.network import IntentNetwork
+from rasa_bert_intent.batching import pad
+from rasa_bert_intent.pretrained.weight_files import SAFETENSORS
 
 SENTENCES = [
     "What will the weather be this year in Horseshoe Lake State Fish and Wildlife Area?",

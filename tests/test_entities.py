@@ -4,17 +4,20 @@ import numpy as np
 
 import pytest
 
-from rasa_bert_intent.encoder import DEFAULT_MODEL, model_folder
 from rasa_bert_intent.entities import (
+    UNTAGGED,
     best_tags,
     decode,
     joined_words,
     label_of,
+    labels_in,
     num_tags,
     piece_tags,
+    training_tags,
     word_tags,
 )
-from rasa_bert_intent.tokenization import UNTAGGED, WordPieceTokenizer
+from rasa_bert_intent.pretrained.encoder import DEFAULT_MODEL, model_folder
+from rasa_bert_intent.pretrained.tokenization import WordPieceTokenizer
 
 TEXT = "rain in New York and Oslo"
 WORDS = [(0, 4), (5, 7), (8, 11), (12, 16), (17, 20), (21, 25)]
@@ -164,3 +167,39 @@ def test_no_entity_starts_or_ends_inside_a_joined_token(tokenizer):
         random = np.random.default_rng(seed).dirichlet(np.ones(5), size=len(words))
         found = decode(text, words, random, LABELS)
         assert not ({e["start"] for e in found} | {e["end"] for e in found}) & inner
+
+
+def test_entity_labels_are_collected_in_a_fixed_order():
+    entity_lists = [
+        [  # "fly from a to b"
+            {"start": 9, "end": 10, "entity": "city", "role": "to"},
+            {"start": 4, "end": 8, "entity": "city", "role": "from"},
+        ],
+        [{"start": 2, "end": 7, "entity": "food", "group": "1"}],  # "a pizza"
+        [],  # "hi"
+    ]
+    assert labels_in(entity_lists) == [
+        ("city", "from", None),
+        ("city", "to", None),
+        ("food", None, "1"),
+    ]
+    assert labels_in(list(reversed(entity_lists))) == labels_in(entity_lists)
+
+
+def test_training_tags_go_on_first_pieces_and_misaligned_annotations_are_named(tokenizer):
+    texts = ["fly to new york", "fly to newyork", "hello"]
+    entity_lists = [
+        [{"start": 7, "end": 15, "entity": "city"}],
+        [{"start": 7, "end": 10, "entity": "city"}],  # "new" inside the word "newyork"
+        [],
+    ]
+    encodings = [tokenizer.encode(text, 16) for text in texts]
+    labels = labels_in(entity_lists)
+    tag_lists, misaligned = training_tags(entity_lists, encodings, labels)
+    assert misaligned == [1] and tag_lists[1] is None
+    first = encodings[0].first_pieces
+    assert [tag_lists[0][piece] for piece in first] == [0, 0, 1, 2]  # O O B-city I-city
+    assert tag_lists[0].count(UNTAGGED) == len(encodings[0].token_ids) - len(first)
+    assert [tag_lists[2][piece] for piece in encodings[2].first_pieces] == [0]
+    # Without labels no example's entities are trained.
+    assert training_tags(entity_lists, encodings, []) == ([None, None, None], [])

@@ -4,10 +4,10 @@ import numpy as np
 
 import pytest
 
-from rasa_bert_intent.encoder import DEFAULT_MODEL, model_folder
+from rasa_bert_intent.pretrained.encoder import DEFAULT_MODEL, model_folder
 from rasa_bert_intent.quiet import quiet_bert_import
-from rasa_bert_intent.hf_tokenizer import HuggingFaceTokenizer
-from rasa_bert_intent.tokenization import WordPieceTokenizer, bucket_length, length_batches, pad
+from rasa_bert_intent.batching import bucket_length, length_batches, pad
+from rasa_bert_intent.pretrained.tokenization import HuggingFaceTokenizer, WordPieceTokenizer
 
 with quiet_bert_import():
     from bert.tokenization.bert_tokenization import FullTokenizer

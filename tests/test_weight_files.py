@@ -8,14 +8,19 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
-from bert_reference import numpy_bert, tiny_hf_weights, write_hf_folder
+from helpers.bert_reference import numpy_bert, tiny_hf_weights, write_hf_folder
 from safetensors.numpy import save_file
-from torch_files import Storage, Tensor, bfloat16, contiguous, write_bin
+from helpers.torch_files import Storage, Tensor, bfloat16, contiguous, write_bin
 
-from rasa_bert_intent.encoder import EncoderNotFound, HuggingFaceEncoder, load_pretrained
-from rasa_bert_intent.model import IntentNetwork
-from rasa_bert_intent.tokenization import pad
-from rasa_bert_intent.weight_files import PYTORCH, SAFETENSORS, WeightFileError, read_weights
+from rasa_bert_intent.pretrained.encoder import EncoderNotFound, HuggingFaceEncoder, load_pretrained
+from rasa_bert_intent.network import IntentNetwork
+from rasa_bert_intent.batching import pad
+from rasa_bert_intent.pretrained.weight_files import (
+    PYTORCH,
+    SAFETENSORS,
+    WeightFileError,
+    read_weights,
+)
 
 TOKEN_IDS = pad([[2, 5, 8, 9, 10, 3], [2, 11, 12, 3]], 8)
 

@@ -146,7 +146,7 @@ def argmax_decoding(classifier, dev):
     trained = classifier.trained
     for message in dev:
         text = message.get("text")
-        encoding = trained.tokenizer.encode(text, classifier.config["max_seq_len"])
+        encoding = trained.tokenizer.encode(text, classifier.settings.max_seq_len)
         (tag_probabilities,) = trained.predictor.predict([encoding.token_ids]).tag_probabilities
         tags = tag_probabilities[encoding.first_pieces].argmax(axis=-1)
         entities, previous, is_broken = [], 0, False

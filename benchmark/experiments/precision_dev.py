@@ -31,7 +31,8 @@ from rasa.shared.nlu.training_data.training_data import TrainingData  # noqa: E4
 from dev_eval import SNIPS, dev_split, new_classifier  # noqa: E402
 from out_of_scope import figures, read_out_of_scope  # noqa: E402
 from rasa_bert_intent import BertIntentClassifier, training  # noqa: E402
-from rasa_bert_intent.model import IntentModel  # noqa: E402
+from rasa_bert_intent.network import IntentNetwork  # noqa: E402
+from rasa_bert_intent.schedule import balanced_rows, schedule  # noqa: E402
 from rasa_bert_intent.predictor import Predictor  # noqa: E402
 from rasa_bert_intent.snips import read_source  # noqa: E402
 from slot_metrics import slot_scores, spans  # noqa: E402
@@ -77,13 +78,13 @@ def main() -> None:
     train, dev = dev_split(train)
     out_of_scope = read_out_of_scope()
     captured = {}
-    to_onnx = IntentModel.to_onnx
+    to_onnx = IntentNetwork.to_onnx
 
-    def capture(model, precision, reference=None):
-        captured["model"], captured["reference"] = model, reference
-        return to_onnx(model, precision, reference)
+    def capture(network, precision, reference=None):
+        captured["network"], captured["reference"] = network, reference
+        return to_onnx(network, precision, reference)
 
-    IntentModel.to_onnx = capture
+    IntentNetwork.to_onnx = capture
     for seed in args.seeds:
         config = {**BertIntentClassifier.get_default_config(), "random_seed": seed}
         with tempfile.TemporaryDirectory() as folder:
@@ -93,7 +94,7 @@ def main() -> None:
         trained = classifier.trained
         max_seq_len = config["max_seq_len"]
         fp32 = Predictor(
-            to_onnx(captured["model"], "fp32", captured["reference"]), max_seq_len, "fp32"
+            to_onnx(captured["network"], "fp32", captured["reference"]), max_seq_len, "fp32"
         )
         token_id_lists = [trained.tokenizer.token_ids(m.get("text"), max_seq_len) for m in train]
         label_of = {intent: label for label, intent in enumerate(trained.intents)}
@@ -102,7 +103,7 @@ def main() -> None:
             fp32,
             token_id_lists,
             labels,
-            training.schedule(len(training.balanced_rows(labels)), len(label_of)).epochs,
+            schedule(len(balanced_rows(labels)), len(label_of)).epochs,
             seed,
         )
         classifier.trained = dataclasses.replace(trained, predictor=fp32, in_scope=in_scope)

@@ -24,6 +24,7 @@ import json
 import numpy as np
 
 import rasa_bert_intent.in_scope as in_scope
+from rasa_bert_intent import in_scope_fit
 from out_of_scope import half_a, rows_falling_back
 
 EDGES = (2.0, 2.25, 2.5, 2.75, 3.0, 3.5, 4.0)
@@ -34,7 +35,7 @@ SETS = ("dev", "short", "casual", *OUT_OF_SCOPE)
 def scores(arrays, meta, network_weight: float):
     """{set: in-scope score} of each message, of the statistics of the training examples."""
     labels = [meta["intents"].index(intent) for intent in meta["sets"]["train"][1]]
-    model = in_scope.InScopeModel.fit(
+    model = in_scope_fit.fit(
         arrays["train/vectors"], arrays["train/references"], labels, arrays["train/pieces"],
         meta["epochs"], seed=42,
     )

@@ -33,7 +33,7 @@ from casual_in_scope import read_requests  # noqa: E402
 from dev_eval import SNIPS, dev_split, new_classifier, overrides  # noqa: E402
 from learning_curve import HWU, per_intent  # noqa: E402
 from out_of_scope import read_out_of_scope  # noqa: E402
-from rasa_bert_intent import BertIntentClassifier, training  # noqa: E402
+from rasa_bert_intent import BertIntentClassifier, schedule  # noqa: E402
 from rasa_bert_intent.snips import read_source  # noqa: E402
 
 CASUAL_DEV = Path(__file__).with_name("casual_dev.yml")
@@ -100,8 +100,8 @@ def main() -> None:
         name = f"hwu{args.hwu_fold}-{name}"
     np.savez(args.out / f"{name}.npz", **arrays)
     labels = [trained.intents.index(intent) for intent in sets["train"][1]]
-    epochs = training.schedule(
-        len(training.balanced_rows(labels)), len(trained.intents),
+    epochs = schedule.schedule(
+        len(schedule.balanced_rows(labels)), len(trained.intents),
         prototype_head=config["prototype_head"],
     ).epochs
     meta = {"intents": trained.intents, "sets": sets, "epochs": epochs}

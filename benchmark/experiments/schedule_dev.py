@@ -10,12 +10,12 @@ split, its val split as dev. The test files are never read.
     .venv/bin/python benchmark/experiments/schedule_dev.py --data clinc:10 -- "" "in_scope.NEIGHBOUR_WEIGHT=5"
 
 An argument after `--` is one configuration: space-separated setting=value overrides of the
-defaults, and `training.NAME=value` (or `model.`, `in_scope.`) for the modules' constants. The
-served model that training.train gives is scored (its time is the training's, export and
-out-of-scope statistics included). Printed per data set and configuration: intent accuracy on
-dev, the share of dev queries that config.yml's FallbackClassifier would send to `nlu_fallback`
-(and the share it would send on the plain softmax probabilities, without the in-scope factor),
-span F1, sentence accuracy (intent and every span right), and for SNIPS the share of
+defaults, and `schedule.NAME=value` (or `training.`, `network.`, `in_scope.`, `in_scope_fit.`) for
+the modules' constants. The served model that training.train gives is scored (its time is the
+training's, export and out-of-scope statistics included). Printed per data set and configuration:
+intent accuracy on dev, the share of dev queries that config.yml's FallbackClassifier would send to
+`nlu_fallback` (and the share it would send on the plain softmax probabilities, without the in-scope
+factor), span F1, sentence accuracy (intent and every span right), and for SNIPS the share of
 out-of-scope messages (CLINC150 dev and out_of_scope.yml) caught.
 """
 
@@ -41,12 +41,18 @@ import out_of_scope  # noqa: E402
 from dev_eval import SNIPS, dev_split, overrides  # noqa: E402
 from in_process import as_examples  # noqa: E402
 from learning_curve import UNBALANCED, per_intent, unbalanced  # noqa: E402
-from rasa_bert_intent import in_scope, model, training  # noqa: E402
+from rasa_bert_intent import in_scope, in_scope_fit, network, schedule, training  # noqa: E402
 from rasa_bert_intent.settings import default_config  # noqa: E402
 from rasa_bert_intent.snips import read_source  # noqa: E402
 
 HWU = Path(__file__).resolve().parents[3] / "shared" / "nlu-evaluation-data"
-MODULES = {"training": training, "model": model, "in_scope": in_scope}
+MODULES = {
+    "schedule": schedule,
+    "training": training,
+    "network": network,
+    "in_scope": in_scope,
+    "in_scope_fit": in_scope_fit,
+}
 HWU_DEV_PER_INTENT = 10
 INTENT_OF = lambda example: example.intent  # noqa: E731
 

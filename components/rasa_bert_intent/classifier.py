@@ -1,11 +1,7 @@
 """`BertIntentClassifier`: fine-tuned BERT intents and entities as a Rasa 3 graph component.
 
-Its settings and their checks are in `settings.py`, training from examples to a servable
-model in `training.py`, what a fine-tune continues from in `finetune.py` (and Rasa's own checks
-told about the component in `rasa_checks.py`), entity tagging and decoding in
-`entities.py`, the Keras network in `model.py`, its ONNX graph written from the weights in
-`onnx_export.py`, the exported model's runtime in `predictor.py`, the out-of-scope factor in
-`in_scope.py`, its files in `storage.py`.
+The Rasa adapter: Rasa's messages in and out; the work is in the modules docs/how-it-works.md
+maps (training.py trains, predictor.py serves, storage.py keeps the files).
 """
 
 import logging
@@ -26,12 +22,13 @@ from rasa.shared.exceptions import RasaException
 from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
-from rasa.utils.tensorflow.constants import RANKING_LENGTH
 
-from rasa_bert_intent import encoder as encoders
 from rasa_bert_intent import entities as entity_tags
-from rasa_bert_intent import finetune, rasa_checks, settings, storage, training
-from rasa_bert_intent.training import Example, TrainedModel
+from rasa_bert_intent import finetune, rasa_checks, storage, training
+from rasa_bert_intent.predictor import ServedModel
+from rasa_bert_intent.pretrained import encoder as encoders
+from rasa_bert_intent.settings import Settings, default_config
+from rasa_bert_intent.training import Example
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +46,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         """The component's default config (see parent class for full docstring)."""
-        return settings.default_config()
+        return default_config()
 
     @staticmethod
     def required_packages() -> List[Text]:
@@ -59,12 +56,11 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
         """Fingerprints the encoder's files and bert-for-tf2, which Rasa cannot see."""
-        config = {**cls.get_default_config(), **config}  # Rasa passes it unmerged at times
-        settings.check_config(config)
+        settings = Settings.from_config(config)  # Rasa passes it unmerged at times
         try:
-            folder = encoders.model_folder(config["model"])
+            folder = encoders.model_folder(settings.model)
         except encoders.EncoderNotFound as error:
-            raise settings.invalid(config, "model", f"names no encoder: {error}")
+            raise settings.invalid("model", f"names no encoder: {error}")
         return f"{encoders.fingerprint(folder)}-bert-for-tf2-{encoders.BERT_FOR_TF2_VERSION}"
 
     def __init__(
@@ -74,14 +70,13 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         resource: Resource,
     ) -> None:
         """Checks the config; `train` or `load` provide the trained model."""
-        self.config = {**self.get_default_config(), **config}
-        settings.check_config(self.config)
+        self.settings = Settings.from_config(config)
         self._model_storage = model_storage
         self._resource = resource
         # Labels, tokenizer, exported network and out-of-scope statistics; None untrained.
-        self.trained: Optional[TrainedModel] = None
+        self.trained: Optional[ServedModel] = None
         # The previous model's weights when `rasa train --finetune` loaded it to train on.
-        self.finetune_from: Optional[finetune.TrainedWeights] = None
+        self.finetune_from: Optional[finetune.FinetuneState] = None
 
     @classmethod
     def create(
@@ -96,7 +91,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
 
     def train(self, training_data: TrainingData) -> Resource:
         """Fine-tunes the encoder and the heads on the NLU examples."""
-        classify_intents = self.config["intent_classification"]
+        classify_intents = self.settings.intent_classification
         examples = [
             Example(e.get(TEXT), e.get(INTENT), e.get(ENTITIES) or [])
             for e in self.filter_trainable_entities(training_data.nlu_examples)
@@ -109,8 +104,8 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 f"('{intents[0]}'); a classifier needs at least two intents to tell apart. Add "
                 f"examples of another intent, or set `intent_classification: false`."
             )
-        labels = training.entity_labels_of(examples)
-        if not settings.predicts_entities(self.config):
+        labels = entity_tags.labels_in([e.entities for e in examples])
+        if not self.settings.predicts_entities:
             labels = []
         if not intents and not labels:
             logger.warning(
@@ -131,12 +126,12 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 labels,
                 pretrained,
                 bert_config,
-                self.config,
+                self.settings,
                 show_progress=not rasa.shared.utils.io.is_logging_disabled(),
                 previous=self.finetune_from,
             )
         except training.UnusableEncoder as error:
-            raise settings.invalid(self.config, "model", f"names an unusable encoder: {error}")
+            raise self.settings.invalid("model", f"names an unusable encoder: {error}")
         except finetune.CannotContinue as error:
             raise RasaException(
                 f"{self.name}: cannot fine-tune the previous model: {error}. Its encoder "
@@ -149,33 +144,30 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
 
     def _pretrained_encoder(self) -> Tuple[encoders.PretrainedEncoder, Dict[str, Any]]:
         """The encoder the config names and its architecture, cut to `num_layers`."""
+        settings = self.settings
         try:
-            pretrained = encoders.load_pretrained(self.config["model"])
+            pretrained = encoders.load_pretrained(settings.model)
         except encoders.EncoderNotFound as error:
-            raise settings.invalid(self.config, "model", f"names no encoder: {error}")
-        if self.config["max_seq_len"] > pretrained.max_position_embeddings:
+            raise settings.invalid("model", f"names no encoder: {error}")
+        if settings.max_seq_len > pretrained.max_position_embeddings:
             raise settings.invalid(
-                self.config,
                 "max_seq_len",
                 f"must be at most the encoder's {pretrained.max_position_embeddings} positions",
             )
-        lower_case = self.config["lower_case"]
-        if lower_case is not None and lower_case != pretrained.do_lower_case:
+        if settings.lower_case is not None and settings.lower_case != pretrained.do_lower_case:
             kind = "an uncased" if pretrained.do_lower_case else "a cased"
             raise settings.invalid(
-                self.config,
                 "lower_case",
-                f"disagrees with the encoder '{self.config['model']}', {kind} model: "
+                f"disagrees with the encoder '{settings.model}', {kind} model: "
                 f"set it to {str(pretrained.do_lower_case).lower()} or leave it out",
             )
         bert_config = dict(pretrained.config)
-        if self.config["num_layers"] is not None:
+        if settings.num_layers is not None:
             bert_config["num_hidden_layers"] = min(
-                self.config["num_layers"], bert_config["num_hidden_layers"]
+                settings.num_layers, bert_config["num_hidden_layers"]
             )
-        if self.config["frozen_layers"] >= bert_config["num_hidden_layers"]:
+        if settings.frozen_layers >= bert_config["num_hidden_layers"]:
             raise settings.invalid(
-                self.config,
                 "frozen_layers",
                 f"must be fewer than the {bert_config['num_hidden_layers']} layers trained "
                 f"('num_layers' and the encoder's own)",
@@ -186,7 +178,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         """Sets `intent`, `intent_ranking` and `entities` on each message (and word tokens)."""
         trained = self.trained
         encodings = [
-            trained.tokenizer.encode(m.get(TEXT), self.config["max_seq_len"])
+            trained.tokenizer.encode(m.get(TEXT), self.settings.max_seq_len)
             if trained is not None
             else None
             for m in messages
@@ -203,9 +195,9 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 text = message.get(TEXT) or ""
                 tokens = [Token(text[start:end], start, end) for start, end in encoding.words]
                 message.set(TOKENS_NAMES[TEXT], tokens)
-            if self.config["intent_classification"]:
+            if self.settings.intent_classification:
                 self._set_intent(message, None if probabilities is None else probabilities[row])
-            if self.config["entity_recognition"] and tag_probabilities[row] is not None:
+            if self.settings.entity_recognition and tag_probabilities[row] is not None:
                 found = entity_tags.decode(
                     message.get(TEXT) or "",
                     encoding.words,
@@ -230,8 +222,8 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             for label in np.argsort(-probabilities, kind="stable")
         ]
         message.set(INTENT, ranking[0], add_to_output=True)
-        if self.config[RANKING_LENGTH] > 0:
-            ranking = ranking[: self.config[RANKING_LENGTH]]
+        if self.settings.ranking_length > 0:
+            ranking = ranking[: self.settings.ranking_length]
         message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
 
     @classmethod
@@ -250,7 +242,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 if storage.is_trained(model_dir):
                     component.trained = storage.read(model_dir)
                     if execution_context.is_finetuning:
-                        component.finetune_from = storage.read_trained_weights(model_dir)
+                        component.finetune_from = storage.read_finetune_state(model_dir)
         except ValueError:  # what `read_from` raises for a resource that does not exist
             pass
         if component.trained is None:
@@ -258,9 +250,8 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 f"Failed to load {cls.__name__} from model storage. Resource "
                 f"'{resource.name}' doesn't exist."
             )
-        elif component.config["max_seq_len"] > component.trained.predictor.max_seq_len:
-            raise settings.invalid(
-                component.config,
+        elif component.settings.max_seq_len > component.trained.predictor.max_seq_len:
+            raise component.settings.invalid(
                 "max_seq_len",
                 f"must be at most the {component.trained.predictor.max_seq_len} word pieces the "
                 f"model was trained for: retrain it with `rasa train`",

@@ -1,4 +1,5 @@
-"""Entities as BIO tags over words, and tags predicted for words back into Rasa entities.
+"""Entities as BIO tags over words: the training examples' annotations put on their word
+pieces, and tags predicted for words decoded back into Rasa entities.
 
 A label is an entity type with its role and group, if any: one combined label per word. Tag 0
 is outside any entity; label k has the tags 2k + 1 (B, the entity's first word) and 2k + 2
@@ -21,9 +22,10 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.nlu.constants import ENTITY_ATTRIBUTE_CONFIDENCE_TYPE
 
-from rasa_bert_intent.tokenization import UNTAGGED
+from rasa_bert_intent.pretrained.tokenization import Encoding
 
 OUTSIDE = 0
+UNTAGGED = -1  # the tag of a position the tagging loss ignores: all but each word's first piece
 # (entity type, role, group); role and group are None where the training data has none.
 Label = Tuple[str, Optional[str], Optional[str]]
 # A whitespace-separated token, and a possessive ending that may stay outside an entity.
@@ -219,3 +221,35 @@ def piece_tags(first_pieces: Sequence[int], tags: Sequence[int], length: int) ->
     for piece, tag in zip(first_pieces, tags):
         placed[piece] = tag
     return placed
+
+
+def labels_in(entity_lists: Sequence[Sequence[Dict[str, Any]]]) -> List[Label]:
+    """The labels that lists of Rasa entities annotate, in a fixed order."""
+    labels = {
+        label
+        for entities in entity_lists
+        for label in map(label_of, entities)
+        if label is not None
+    }
+    return sorted(labels, key=lambda label: tuple(part or "" for part in label))
+
+
+def training_tags(
+    entity_lists: Sequence[Sequence[Dict[str, Any]]],
+    encodings: Sequence[Encoding],
+    labels: List[Label],
+) -> Tuple[List[Optional[List[int]]], List[int]]:
+    """Each example's tags on its token ids (None leaves its entities untrained, as for every
+    example without `labels`), and the examples whose annotations do not fit its words."""
+    if not labels:
+        return [None] * len(encodings), []
+    tag_lists: List[Optional[List[int]]] = []
+    misaligned = []
+    for index, (entities, encoding) in enumerate(zip(entity_lists, encodings)):
+        tags = word_tags(encoding.words, [e for e in entities if label_of(e) is not None], labels)
+        if tags is None:
+            misaligned.append(index)
+            tag_lists.append(None)
+        else:
+            tag_lists.append(piece_tags(encoding.first_pieces, tags, len(encoding.token_ids)))
+    return tag_lists, misaligned

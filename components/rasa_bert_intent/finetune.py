@@ -1,29 +1,29 @@
-"""Fine-tuning (`rasa train --finetune`): what a training keeps to be continued, and the
-previous weights set into a new network whose heads may have grown for new intents and entity
-labels. No Rasa objects."""
+"""Fine-tuning (`rasa train --finetune`): what a training keeps to be continued, its schedule,
+and the previous weights set into a new network whose heads may have grown for new intents and
+entity labels. No Rasa objects."""
 
+import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence, Text
+from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Text, Tuple
 
 import numpy as np
 
 from rasa_bert_intent import entities as entity_tags
-from rasa_bert_intent.model import IntentNetwork
+from rasa_bert_intent.schedule import Schedule, schedule
+
+if TYPE_CHECKING:  # the network needs TensorFlow, which serving a model does not import here
+    from rasa_bert_intent.network import IntentNetwork
 
 # The trained weights are kept for fine-tuning in half precision: half the archive of float32,
 # and a rounding (a relative 5e-4) far below what one step of training moves a weight.
 STORED_WEIGHTS_DTYPE = np.float16
-# The share of the previous training's passes that `rasa train --finetune --epoch-fraction`
-# asks for: Rasa puts it into the config of the components it fine-tunes.
-FINETUNING_EPOCH_FRACTION = "finetuning_epoch_fraction"
 # The tagging head's weights, by IntentNetwork.named_weights' names.
 TAGGING_WEIGHTS = ("entity_tag_logits/kernel", "entity_tag_logits/bias", "entity_transitions")
 
 
-@dataclass
-class TrainedWeights:
+@dataclasses.dataclass
+class FinetuneState:
     """What a fine-tune continues from (`rasa train --finetune`): the trained weights, the
     labels they were trained for, the passes of the training that made them, and a hash of
     each example it saw."""
@@ -57,9 +57,43 @@ class CannotContinue(ValueError):
     """The previous model's weights do not fit the network this training builds."""
 
 
+def continued_schedule(
+    previous: FinetuneState,
+    rows: np.ndarray,
+    hashes: np.ndarray,
+    intents: List[Text],
+    *,
+    epochs: float,
+    epoch_fraction: float,
+    batch_size: Any,
+    prototype_head: bool,
+) -> Tuple[np.ndarray, Schedule]:
+    """The rows of each pass and the schedule of a fine-tune from `previous`, of the examples
+    of these `hashes` (`rows`: their rows of a fresh training's pass): set `epochs` (Rasa has
+    multiplied them by the fraction already) or `epoch_fraction` of the previous passes.
+
+    The examples the previous training did not see get about as many passes as a full
+    training would give them: a new intent starts from nothing (docs/choosing-the-defaults.md,
+    "Fine-tuning")."""
+    epochs = epochs or previous.epochs * epoch_fraction
+    is_new = ~np.isin(hashes, previous.example_hashes)
+    copies = max(1, round(previous.epochs / epochs))
+    rows = np.concatenate([rows, np.repeat(np.flatnonzero(is_new), copies - 1)])
+    plan = schedule(len(rows), len(intents), epochs, batch_size, prototype_head)
+    new_intents = sorted(set(intents) - set(previous.intents))
+    grown = f", new intents: {', '.join(new_intents)}" if new_intents else ""
+    repeated = f" (each in {copies} copies a pass)" if copies > 1 and is_new.any() else ""
+    reason = (
+        f"fine-tuning from the previous model: {plan.epochs:g} of its {previous.epochs} passes, "
+        f"{len(hashes)} examples, {int(is_new.sum())} new{repeated}{grown}; batch "
+        f"{plan.batch_size}, about {plan.steps} steps"
+    )
+    return rows, dataclasses.replace(plan, reason=reason)
+
+
 def continue_from(
-    network: IntentNetwork,
-    previous: TrainedWeights,
+    network: "IntentNetwork",
+    previous: FinetuneState,
     intents: List[Text],
     entity_labels: List[entity_tags.Label],
 ) -> None:

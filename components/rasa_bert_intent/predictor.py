@@ -1,10 +1,16 @@
-"""Intent and entity tag probabilities and sentence vectors from the trained network's ONNX
-export, run by ONNX Runtime."""
+"""The served model: the trained network's ONNX export run by ONNX Runtime (`Predictor`), and
+what turns its outputs into intents' confidences and entities (`ServedModel`)."""
 
-from typing import List, NamedTuple, Optional, Sequence
+from dataclasses import dataclass
+from typing import List, NamedTuple, Optional, Sequence, Text
 
 import numpy as np
 import onnxruntime as ort
+
+from rasa_bert_intent.batching import length_batches, pad
+from rasa_bert_intent.entities import Label
+from rasa_bert_intent.finetune import FinetuneState
+from rasa_bert_intent.in_scope import InScopeModel
 
 from rasa_bert_intent.onnx_export import (
     ENTITY_TAG_PROBABILITIES,
@@ -14,7 +20,7 @@ from rasa_bert_intent.onnx_export import (
     SENTENCE_VECTOR,
     TOKEN_IDS,
 )
-from rasa_bert_intent.tokenization import length_batches, pad
+from rasa_bert_intent.pretrained.tokenization import TextTokenizer
 
 # Messages in one ONNX Runtime call of an fp32 model; more of one length bucket are split into
 # batches this big. An int8 model runs one message per call: it quantises each operator's input
@@ -114,3 +120,28 @@ class Predictor:
             probabilities, tag_probabilities, vectors, references if self.reference_size else None
         )
 
+
+@dataclass
+class ServedModel:
+    """What prediction needs, all of it in the files (storage.py)."""
+
+    intents: List[Text]
+    entity_labels: List[Label]
+    # The CRF's tag transition scores, None without one (see entities.best_tags).
+    entity_transitions: Optional[np.ndarray]
+    tokenizer: TextTokenizer
+    predictor: Predictor
+    # What scales the confidences of out-of-scope messages down; None leaves them be.
+    in_scope: Optional[InScopeModel]
+    # What a fine-tune continues from; None once loaded for serving.
+    finetune_state: Optional[FinetuneState] = None
+
+    def confidences(self, outputs: Outputs, lengths: Sequence[int]) -> np.ndarray:
+        """The intent confidences `[messages, intents]` of the predictor's outputs for messages
+        of `lengths` word pieces: the probabilities, weighted by the nearest training examples
+        in the pretrained space, times each message's in-scope factor."""
+        if self.in_scope is None:
+            return outputs.probabilities
+        return self.in_scope.confidences(
+            outputs.probabilities, outputs.vectors, outputs.reference_vectors, lengths
+        )

@@ -6,6 +6,7 @@ import json
 import shutil
 import zipfile
 from pathlib import Path
+from typing import List, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -14,18 +15,20 @@ import rasa.shared.utils.io
 from rasa.shared.exceptions import RasaException
 
 from rasa_bert_intent import entities as entity_tags
-from rasa_bert_intent.finetune import TrainedWeights
-from rasa_bert_intent.hf_tokenizer import TOKENIZER_FILE, HuggingFaceTokenizer
+from rasa_bert_intent.finetune import FinetuneState
 from rasa_bert_intent.in_scope import InScopeModel
-from rasa_bert_intent.predictor import Predictor
+from rasa_bert_intent.predictor import Predictor, ServedModel
+from rasa_bert_intent.pretrained.tokenization import (
+    TOKENIZER_FILE,
+    VOCAB_FILE,
+    HuggingFaceTokenizer,
+    WordPieceTokenizer,
+)
 from rasa_bert_intent.settings import COMPONENT
-from rasa_bert_intent.tokenization import WordPieceTokenizer
-from rasa_bert_intent.training import TrainedModel
 
 MODEL_FILE = "model.onnx"
-# The tokenizer's file: WordPiece's vocabulary, or TOKENIZER_FILE (tokenizer.json), as the
+# The tokenizer's file is VOCAB_FILE (WordPiece's vocabulary) or TOKENIZER_FILE, as the
 # metadata's "tokenizer" names.
-VOCAB_FILE = "vocab.txt"
 METADATA_FILE = "metadata.json"
 IN_SCOPE_FILE = "in_scope.npz"  # only with out_of_scope_detection
 # The trained weights, for `rasa train --finetune`: serving never reads them.
@@ -37,7 +40,7 @@ FORMAT_VERSION = 8  # raised whenever the files above change incompatibly
 READABLE_VERSIONS = (7, FORMAT_VERSION)
 
 
-def write(model_dir: Path, trained: TrainedModel) -> None:
+def write(model_dir: Path, trained: ServedModel) -> None:
     """Writes the ONNX model, tokenizer, out-of-scope statistics and metadata, with the
     SHA-256 of each binary file (ONNX Runtime does not notice every change to a model)."""
     in_scope = b""
@@ -54,7 +57,7 @@ def write(model_dir: Path, trained: TrainedModel) -> None:
     else:
         tokenizer_file = VOCAB_FILE
         shutil.copyfile(tokenizer.vocab_file, model_dir / VOCAB_FILE)
-    weights = trained.trained_weights
+    weights = trained.finetune_state
     if weights is not None:
         buffer = io.BytesIO()
         np.savez(buffer, **weights.weights, **{EXAMPLE_HASHES: weights.example_hashes})
@@ -84,7 +87,7 @@ def is_trained(model_dir: Path) -> bool:
     return (model_dir / METADATA_FILE).is_file()
 
 
-def read(model_dir: Path) -> TrainedModel:
+def read(model_dir: Path) -> ServedModel:
     """The model `write` wrote; `RasaException` naming the first missing, damaged or
     inconsistent file."""
     file_name = METADATA_FILE
@@ -108,31 +111,11 @@ def read(model_dir: Path) -> TrainedModel:
         file_name = MODEL_FILE
         onnx_model = _read_as_written(model_dir / MODEL_FILE, metadata["model_sha256"])
         predictor = Predictor(onnx_model, metadata["max_seq_len"], metadata["precision"])
-        expected_tags = entity_tags.num_tags(entity_labels)
-        if (
-            predictor.num_intents != max(1, len(intents))
-            or predictor.num_entity_tags != expected_tags
-            or (
-                entity_transitions is not None
-                and entity_transitions.shape != (expected_tags, expected_tags)
-            )
-        ):
-            raise ValueError(
-                f"it predicts {predictor.num_intents} intents and {predictor.num_entity_tags} "
-                f"entity tags, the metadata names {len(intents)} intents and "
-                f"{len(entity_labels)} entity labels"
-            )
+        _check_fits(predictor, intents, entity_labels, entity_transitions)
         in_scope = None
         if metadata["in_scope_sha256"] is not None:
             file_name = IN_SCOPE_FILE
-            content = _read_as_written(model_dir / IN_SCOPE_FILE, metadata["in_scope_sha256"])
-            with np.load(io.BytesIO(content), allow_pickle=False) as arrays:
-                in_scope = InScopeModel.from_arrays(arrays)
-            if (
-                in_scope.means.shape != (len(intents), predictor.hidden_size)
-                or in_scope.reference_size != predictor.reference_size
-            ):
-                raise ValueError("its intent means or reference vectors do not fit the model")
+            in_scope = _read_in_scope(model_dir, metadata["in_scope_sha256"], predictor, intents)
     except (
         OSError,
         ValueError,
@@ -144,12 +127,12 @@ def read(model_dir: Path) -> TrainedModel:
             f"{COMPONENT}: cannot load the trained model's '{file_name}' from '{model_dir}' "
             f"({error.__class__.__name__}: {error}). Retrain the model with `rasa train`."
         ) from error
-    return TrainedModel(
+    return ServedModel(
         intents, entity_labels, entity_transitions, tokenizer, predictor, in_scope
     )
 
 
-def read_trained_weights(model_dir: Path) -> TrainedWeights:
+def read_finetune_state(model_dir: Path) -> FinetuneState:
     """What a fine-tune continues from; `RasaException` if the model lacks it or it is damaged."""
     try:
         metadata = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
@@ -168,13 +151,51 @@ def read_trained_weights(model_dir: Path) -> TrainedWeights:
             f"fine-tune from '{model_dir}' ({error.__class__.__name__}: {error}). Train it "
             f"once without --finetune."
         ) from error
-    return TrainedWeights(
+    return FinetuneState(
         weights,
         metadata["intents"],
         [tuple(label) for label in metadata["entity_labels"]],
         metadata["trained_epochs"],
         hashes,
     )
+
+
+def _check_fits(
+    predictor: Predictor,
+    intents: List[str],
+    entity_labels: List[entity_tags.Label],
+    entity_transitions: Optional[np.ndarray],
+) -> None:
+    """`ValueError` unless the model predicts the intents and entity tags the metadata names."""
+    expected_tags = entity_tags.num_tags(entity_labels)
+    if (
+        predictor.num_intents != max(1, len(intents))
+        or predictor.num_entity_tags != expected_tags
+        or (
+            entity_transitions is not None
+            and entity_transitions.shape != (expected_tags, expected_tags)
+        )
+    ):
+        raise ValueError(
+            f"it predicts {predictor.num_intents} intents and {predictor.num_entity_tags} "
+            f"entity tags, the metadata names {len(intents)} intents and "
+            f"{len(entity_labels)} entity labels"
+        )
+
+
+def _read_in_scope(
+    model_dir: Path, sha256: str, predictor: Predictor, intents: List[str]
+) -> InScopeModel:
+    """The out-of-scope statistics; `ValueError` if they do not fit the model."""
+    content = _read_as_written(model_dir / IN_SCOPE_FILE, sha256)
+    with np.load(io.BytesIO(content), allow_pickle=False) as arrays:
+        in_scope = InScopeModel.from_arrays(arrays)
+    if (
+        in_scope.means.shape != (len(intents), predictor.hidden_size)
+        or in_scope.reference_size != predictor.reference_size
+    ):
+        raise ValueError("its intent means or reference vectors do not fit the model")
+    return in_scope
 
 
 def _read_as_written(path: Path, sha256: str) -> bytes:

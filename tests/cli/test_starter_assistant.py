@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from rasa_cli import rasa
+from helpers.rasa_cli import rasa
 
 PIPELINE = [
     {"name": "rasa_bert_intent.BertIntentClassifier"},

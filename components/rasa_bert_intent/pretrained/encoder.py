@@ -10,12 +10,22 @@ from typing import Any, Dict, List, Mapping, Optional
 import numpy as np
 import tensorflow as tf
 
-from rasa_bert_intent import architectures
-from rasa_bert_intent.hf_tokenizer import TOKENIZER_FILE, HuggingFaceTokenizer, TextTokenizer
-from rasa_bert_intent.onnx_export import ACTIVATIONS
+from rasa_bert_intent.pretrained import architectures
+from rasa_bert_intent.pretrained.architectures import ACTIVATIONS
+from rasa_bert_intent.pretrained.tokenization import (
+    TOKENIZER_FILE,
+    VOCAB_FILE,
+    HuggingFaceTokenizer,
+    TextTokenizer,
+    WordPieceTokenizer,
+)
+from rasa_bert_intent.pretrained.weight_files import (
+    WEIGHT_FILES,
+    WeightFileError,
+    find_weights,
+    read_weights,
+)
 from rasa_bert_intent.quiet import quiet_bert_import
-from rasa_bert_intent.tokenization import WordPieceTokenizer
-from rasa_bert_intent.weight_files import WEIGHT_FILES, WeightFileError, find_weights, read_weights
 
 with quiet_bert_import():
     import bert
@@ -30,7 +40,6 @@ BERT_FOR_TF2_VERSION = bert.__version__
 HF_CONFIG = "config.json"
 GOOGLE_CONFIG = "bert_config.json"
 GOOGLE_CHECKPOINT = "bert_model.ckpt"
-VOCAB = "vocab.txt"
 
 
 class EncoderNotFound(ValueError):
@@ -142,9 +151,9 @@ def model_folder(model: str) -> Path:
 def load_pretrained(model: str) -> PretrainedEncoder:
     """Reads the encoder that the `model` setting names."""
     folder = model_folder(model)
-    if not (folder / VOCAB).is_file() and not (folder / TOKENIZER_FILE).is_file():
-        raise EncoderNotFound(f"the folder '{folder}' has neither {TOKENIZER_FILE} nor {VOCAB}")
-    if (folder / GOOGLE_CONFIG).is_file() and (folder / VOCAB).is_file():
+    if not (folder / VOCAB_FILE).is_file() and not (folder / TOKENIZER_FILE).is_file():
+        raise EncoderNotFound(f"the folder '{folder}' has neither {TOKENIZER_FILE} nor {VOCAB_FILE}")
+    if (folder / GOOGLE_CONFIG).is_file() and (folder / VOCAB_FILE).is_file():
         return _google_checkpoint(folder)
     weights_file = find_weights(folder)
     if (folder / HF_CONFIG).is_file() and weights_file is not None:
@@ -152,8 +161,8 @@ def load_pretrained(model: str) -> PretrainedEncoder:
     holds = sorted(path.name for path in folder.iterdir())
     raise EncoderNotFound(
         f"the folder '{folder}' holds neither a Hugging Face model ({HF_CONFIG}, "
-        f"{TOKENIZER_FILE} or {VOCAB}, and one of {', '.join(WEIGHT_FILES)}) nor a Google BERT "
-        f"checkpoint ({GOOGLE_CONFIG}, {GOOGLE_CHECKPOINT}.*, {VOCAB}); it holds "
+        f"{TOKENIZER_FILE} or {VOCAB_FILE}, and one of {', '.join(WEIGHT_FILES)}) nor a Google BERT "
+        f"checkpoint ({GOOGLE_CONFIG}, {GOOGLE_CHECKPOINT}.*, {VOCAB_FILE}); it holds "
         f"{', '.join(holds[:12])}" + (", …" if len(holds) > 12 else "")
     )
 
@@ -175,7 +184,7 @@ def _hugging_face(folder: Path, weights_file: Path) -> HuggingFaceEncoder:
     # A folder with vocab.txt (BERT, DistilBERT) keeps our WordPiece: its tokenizer.json gave the
     # same ids on every SNIPS query, but under 8 concurrent clients with 10,000-character
     # messages in the mix a p99 of 248-276 ms against 98-119 (docs/speed.md, "Tokenizers").
-    if not (folder / VOCAB).is_file():
+    if not (folder / VOCAB_FILE).is_file():
         try:
             hf_tokenizer = HuggingFaceTokenizer(folder / TOKENIZER_FILE)
         except (OSError, ValueError) as error:
@@ -184,7 +193,7 @@ def _hugging_face(folder: Path, weights_file: Path) -> HuggingFaceEncoder:
         config=_checked(architectures.bert_config(architecture, hf_config), folder / HF_CONFIG),
         architecture=architecture,
         hf_config=hf_config,
-        vocab_file=None if hf_tokenizer else folder / VOCAB,
+        vocab_file=None if hf_tokenizer else folder / VOCAB_FILE,
         do_lower_case=hf_tokenizer.do_lower_case if hf_tokenizer else _hf_lower_case(folder),
         hf_tokenizer=hf_tokenizer,
         weights_file=weights_file,
@@ -202,7 +211,7 @@ def _google_checkpoint(folder: Path) -> GoogleCheckpointEncoder:
     cased = "cased" in folder.name.lower() and "uncased" not in folder.name.lower()
     return GoogleCheckpointEncoder(
         config=config,
-        vocab_file=folder / VOCAB,
+        vocab_file=folder / VOCAB_FILE,
         do_lower_case=not cased,
         checkpoint=str(checkpoint),
     )
@@ -253,7 +262,7 @@ def fingerprint(folder: Path) -> str:
     for path in sorted(folder.iterdir()):
         if path.is_file() and (
             path.suffix in (".json", ".safetensors", ".bin")
-            or path.name == VOCAB
+            or path.name == VOCAB_FILE
             or path.name.startswith(f"{GOOGLE_CHECKPOINT}.")
         ):
             digest.update(path.name.encode())

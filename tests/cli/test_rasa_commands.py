@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from rasa_cli import RASA, rasa
-from small_assistant import EXAMPLES, nlu_yaml
+from helpers.rasa_cli import RASA, rasa
+from helpers.assistants import EXAMPLES, nlu_yaml
 
 NLU = 'version: "3.1"\nnlu:\n' + nlu_yaml(EXAMPLES)
 
@@ -152,7 +152,7 @@ def test_rasa_train_finetune_applies_the_fraction_to_set_epochs(trained_model, t
 
 def test_server_under_bounded_load_answers_every_request(trained_model):
     """A smaller run of benchmark/load_test.py: 8 clients, ordinary and hostile texts."""
-    script = Path(__file__).resolve().parents[1] / "benchmark" / "load_test.py"
+    script = Path(__file__).resolve().parents[2] / "benchmark" / "load_test.py"
     completed = subprocess.run(
         [
             sys.executable,

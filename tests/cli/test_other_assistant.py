@@ -6,8 +6,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from rasa_cli import rasa
-from small_assistant import EXAMPLES, nlu_yaml
+from helpers.rasa_cli import rasa
+from helpers.assistants import EXAMPLES, nlu_yaml
 
 CONFIG = """
 recipe: default.v1

@@ -11,6 +11,9 @@ import numpy as np
 
 # BERT's LayerNorm epsilon, and bert-for-tf2's: Google's checkpoints do not state it.
 BERT_LAYER_NORM_EPS = 1e-12
+# The activations bert-for-tf2 implements and the export writes (its "gelu" is the tanh
+# approximation, which is what ONNX Runtime's FastGelu computes).
+ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""What several test files share: tiny models, small assistants, Rasa's command line."""
