@@ -30,7 +30,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData  # noqa: E4
 
 from dev_eval import SNIPS, dev_split, new_classifier  # noqa: E402
 from out_of_scope import figures, read_out_of_scope  # noqa: E402
-from rasa_bert_intent import BertIntentClassifier, training  # noqa: E402
+from rasa_bert_intent import BertIntentClassifier, in_scope_fit  # noqa: E402
 from rasa_bert_intent.network import IntentNetwork  # noqa: E402
 from rasa_bert_intent.schedule import balanced_rows, schedule  # noqa: E402
 from rasa_bert_intent.predictor import Predictor  # noqa: E402
@@ -99,7 +99,7 @@ def main() -> None:
         token_id_lists = [trained.tokenizer.token_ids(m.get("text"), max_seq_len) for m in train]
         label_of = {intent: label for label, intent in enumerate(trained.intents)}
         labels = [label_of[m.get("intent")] for m in train]
-        in_scope = training.fit_in_scope(
+        in_scope = in_scope_fit.fit_to_examples(
             fp32,
             token_id_lists,
             labels,

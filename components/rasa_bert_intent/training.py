@@ -20,11 +20,10 @@ from rasa_bert_intent.finetune import (
     continued_schedule,
     example_hashes,
 )
-from rasa_bert_intent.in_scope import InScopeModel
 from rasa_bert_intent.network import IntentNetwork
 from rasa_bert_intent.predictor import Predictor, ServedModel
 from rasa_bert_intent.pretrained.encoder import HuggingFaceEncoder, PretrainedEncoder
-from rasa_bert_intent.pretrained.tokenization import TextTokenizer
+from rasa_bert_intent.pretrained.tokenization import Encoding, TextTokenizer
 from rasa_bert_intent.schedule import MIN_INTENT_SHARE, Schedule, balanced_rows
 from rasa_bert_intent.schedule import schedule as fresh_schedule
 from rasa_bert_intent.settings import COMPONENT, Settings
@@ -93,15 +92,7 @@ def train(
     # room for the export's copies of the weights.
     _return_freed_memory()
     detect = bool(intents) and settings.detects_out_of_scope
-    # The out-of-scope factor also reads the encoder as pretrained, in the same model.
-    reference = pretrained_weights(pretrained) if detect else None
-    started = time.perf_counter()
-    onnx_model = trained.network.to_onnx(settings.precision, reference)
-    predictor = Predictor(onnx_model, settings.max_seq_len, settings.precision)
-    logger.info(
-        f"{COMPONENT}: exported the network to ONNX ({settings.precision}) and loaded it in "
-        f"{time.perf_counter() - started:.1f} s."
-    )
+    predictor = _export(trained.network, pretrained, settings, detect)
     transitions = trained.network.entity_transitions
     if transitions is not None:
         transitions = transitions.numpy().astype(np.float64)
@@ -109,13 +100,19 @@ def train(
     tokenizer, token_id_lists, intent_labels, epochs = (
         trained.tokenizer, trained.token_id_lists, trained.intent_labels, trained.epochs
     )
-    del trained, reference
+    del trained
     _return_freed_memory()
     in_scope = None
     if detect:
-        in_scope = fit_in_scope(
+        in_scope = in_scope_fit.fit_to_examples(
             predictor, token_id_lists, intent_labels, epochs, settings.random_seed
         )
+        if in_scope is None:
+            logger.warning(
+                f"{COMPONENT}: the training examples are too few or too alike to measure how "
+                f"far a message lies from them, so the confidences are the plain intent "
+                f"probabilities (as with `out_of_scope_detection: false`)."
+            )
     return ServedModel(
         intents, entity_labels, transitions, tokenizer, predictor, in_scope, finetune_state
     )
@@ -238,7 +235,7 @@ def _passes(
 
 def _training_tags(
     examples: Sequence[Example],
-    encodings: Sequence[Any],
+    encodings: Sequence[Encoding],
     labels: List[entity_tags.Label],
 ) -> List[Optional[List[int]]]:
     """Each example's entity tags on its token ids, misaligned annotations warned of."""
@@ -255,23 +252,20 @@ def _training_tags(
     return tag_lists
 
 
-def fit_in_scope(
-    predictor: Predictor,
-    token_id_lists: Sequence[Sequence[int]],
-    intent_labels: Sequence[int],
-    epochs: float,
-    seed: int,
-) -> Optional[InScopeModel]:
-    """The out-of-scope statistics of the training examples as the served model places them,
-    or None (warned)."""
-    in_scope = in_scope_fit.fit_to_examples(predictor, token_id_lists, intent_labels, epochs, seed)
-    if in_scope is None:
-        logger.warning(
-            f"{COMPONENT}: the training examples are too few or too alike to measure how far "
-            f"a message lies from them, so the confidences are the plain intent probabilities "
-            f"(as with `out_of_scope_detection: false`)."
-        )
-    return in_scope
+def _export(
+    network: IntentNetwork, pretrained: PretrainedEncoder, settings: Settings, detect: bool
+) -> Predictor:
+    """The network exported and loaded by ONNX Runtime; with `detect`, beside the encoder as
+    pretrained, which the out-of-scope factor also reads."""
+    reference = pretrained_weights(pretrained) if detect else None
+    started = time.perf_counter()
+    onnx_model = network.to_onnx(settings.precision, reference)
+    predictor = Predictor(onnx_model, settings.max_seq_len, settings.precision)
+    logger.info(
+        f"{COMPONENT}: exported the network to ONNX ({settings.precision}) and loaded it in "
+        f"{time.perf_counter() - started:.1f} s."
+    )
+    return predictor
 
 
 def pretrained_weights(pretrained: PretrainedEncoder) -> Mapping[str, Any]:

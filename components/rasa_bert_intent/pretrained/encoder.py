@@ -181,9 +181,8 @@ def _hugging_face(folder: Path, weights_file: Path) -> HuggingFaceEncoder:
             f"architectures read are {supported}, with absolute positions"
         )
     hf_tokenizer = None
-    # A folder with vocab.txt (BERT, DistilBERT) keeps our WordPiece: its tokenizer.json gave the
-    # same ids on every SNIPS query, but under 8 concurrent clients with 10,000-character
-    # messages in the mix a p99 of 248-276 ms against 98-119 (docs/speed.md, "Tokenizers").
+    # A folder with vocab.txt (BERT, DistilBERT) keeps our WordPiece: its tokenizer.json gives the
+    # same ids with a slower tail under concurrent load (docs/speed.md, "Tokenizers").
     if not (folder / VOCAB_FILE).is_file():
         try:
             hf_tokenizer = HuggingFaceTokenizer(folder / TOKENIZER_FILE)
