@@ -28,7 +28,8 @@ def test_training_gives_a_served_model_and_what_a_fine_tune_continues_from(tmp_p
     # A tiny random encoder, for the plumbing only: a short run that judges no quality.
     settings = Settings.from_config({"model": str(folder), "epochs": 2, "max_seq_len": 16})
     intents, labels = ["greet", "weather"], labels_in([e.entities for e in EXAMPLES])
-    with caplog.at_level("INFO"):
+    # The training module's own logger: the component sets its level from Rasa's.
+    with caplog.at_level("INFO", logger=training.__name__):
         served = training.train(
             EXAMPLES, intents, labels, pretrained, dict(pretrained.config), settings,
             show_progress=False,
