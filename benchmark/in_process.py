@@ -34,7 +34,7 @@ def train(
     component = BertIntentClassifier({**default_config(), **(config or {})}, None, None)
     intents = sorted({e.intent for e in examples})
     labels = entity_tags.labels_in([e.entities for e in examples])
-    pretrained, bert_config = component._pretrained_encoder()
+    pretrained, bert_config = component.settings.encoder()
     started = time.perf_counter()
     trained = training.train(
         examples, intents, labels, pretrained, bert_config, component.settings,

@@ -5,7 +5,7 @@ maps (training.py trains, predictor.py serves, storage.py keeps the files).
 """
 
 import logging
-from typing import Any, Dict, List, Optional, Text, Tuple
+from typing import Any, Dict, List, Optional, Text
 
 import numpy as np
 
@@ -19,14 +19,15 @@ from rasa.nlu.constants import TOKENS_NAMES
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.nlu.tokenizers.tokenizer import Token
 from rasa.shared.exceptions import RasaException
-from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RESPONSE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from rasa_bert_intent import entities as entity_tags
-from rasa_bert_intent import finetune, rasa_checks, storage, training
+from rasa_bert_intent import finetune, rasa_checks, rasa_message, storage, training
 from rasa_bert_intent.predictor import ServedModel
 from rasa_bert_intent.pretrained import encoder as encoders
+from rasa_bert_intent.responses import DELIMITER, LabelGroups, utter_action
 from rasa_bert_intent.settings import Settings, default_config
 from rasa_bert_intent.training import Example
 
@@ -68,11 +69,18 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         config: Dict[Text, Any],
         model_storage: ModelStorage,
         resource: Resource,
+        execution_context: Optional[ExecutionContext] = None,
     ) -> None:
         """Checks the config; `train` or `load` provide the trained model."""
         self.settings = Settings.from_config(config)
         self._model_storage = model_storage
         self._resource = resource
+        # The retrieval intents that a ResponseSelector in the graph answers (None: all).
+        self._selected_elsewhere = (
+            rasa_checks.selector_intents(execution_context.graph_schema)
+            if execution_context is not None
+            else set()
+        )
         # Labels, tokenizer, exported network and out-of-scope statistics; None untrained.
         self.trained: Optional[ServedModel] = None
         # The previous model's weights when `rasa train --finetune` loaded it to train on.
@@ -87,13 +95,14 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         execution_context: ExecutionContext,
     ) -> "BertIntentClassifier":
         """Creates a new untrained component (see parent class for full docstring)."""
-        return cls(config, model_storage, resource)
+        return cls(config, model_storage, resource, execution_context)
 
     def train(self, training_data: TrainingData) -> Resource:
         """Fine-tunes the encoder and the heads on the NLU examples."""
         classify_intents = self.settings.intent_classification
+        answered = self._answered_retrieval_intents(training_data)
         examples = [
-            Example(e.get(TEXT), e.get(INTENT), e.get(ENTITIES) or [])
+            Example(e.get(TEXT), self._label_of(e, answered), e.get(ENTITIES) or [])
             for e in self.filter_trainable_entities(training_data.nlu_examples)
             if e.get(TEXT) and (e.get(INTENT) or not classify_intents)
         ]
@@ -115,7 +124,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             )
             return self._resource
 
-        pretrained, bert_config = self._pretrained_encoder()
+        pretrained, bert_config = self.settings.encoder()
         # Rasa sets the level of its own loggers only (--debug, --quiet, LOG_LEVEL); the
         # training log, which says what schedule the data got, follows it.
         logging.getLogger(training.__name__).setLevel(logging.getLogger("rasa").getEffectiveLevel())
@@ -138,41 +147,40 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 f"('model', 'num_layers', 'frozen_layers') differs from this training's: train "
                 f"without --finetune."
             )
+        self.trained.responses = self._responses_of(intents, training_data)
         with self._model_storage.write_to(self._resource) as model_dir:
             storage.write(model_dir, self.trained)
         return self._resource
 
-    def _pretrained_encoder(self) -> Tuple[encoders.PretrainedEncoder, Dict[str, Any]]:
-        """The encoder the config names and its architecture, cut to `num_layers`."""
-        settings = self.settings
-        try:
-            pretrained = encoders.load_pretrained(settings.model)
-        except encoders.EncoderNotFound as error:
-            raise settings.invalid("model", f"names no encoder: {error}")
-        if settings.max_seq_len > pretrained.max_position_embeddings:
-            raise settings.invalid(
-                "max_seq_len",
-                f"must be at most the encoder's {pretrained.max_position_embeddings} positions",
+    def _answered_retrieval_intents(self, training_data: TrainingData) -> List[Text]:
+        """The retrieval intents whose response keys this component learns: all of them but
+        those a ResponseSelector in the pipeline answers."""
+        if self._selected_elsewhere is None or not self.settings.intent_classification:
+            return []
+        return sorted(set(training_data.retrieval_intents) - self._selected_elsewhere)
+
+    @staticmethod
+    def _label_of(example: Message, answered: List[Text]) -> Optional[Text]:
+        """The network's label of an example: its response key if it answers its intent."""
+        key = example.get(INTENT_RESPONSE_KEY)
+        return key if key and example.get(INTENT) in answered else example.get(INTENT)
+
+    def _responses_of(
+        self, labels: List[Text], training_data: TrainingData
+    ) -> Dict[Text, List[Dict[Text, Any]]]:
+        """The domain's responses of each response key learnt; a warning names those without."""
+        keys = [label for label in labels if DELIMITER in label]
+        missing = [key for key in keys if not training_data.responses.get(utter_action(key))]
+        if missing:
+            logger.warning(
+                f"{self.name}: the domain has no responses for {', '.join(missing[:5])}"
+                f"{' and more' if len(missing) > 5 else ''}: add "
+                f"`{utter_action(missing[0])}` and the others to its responses. Until then "
+                f"the selected response is the key itself, as with Rasa's ResponseSelector."
             )
-        if settings.lower_case is not None and settings.lower_case != pretrained.do_lower_case:
-            kind = "an uncased" if pretrained.do_lower_case else "a cased"
-            raise settings.invalid(
-                "lower_case",
-                f"disagrees with the encoder '{settings.model}', {kind} model: "
-                f"set it to {str(pretrained.do_lower_case).lower()} or leave it out",
-            )
-        bert_config = dict(pretrained.config)
-        if settings.num_layers is not None:
-            bert_config["num_hidden_layers"] = min(
-                settings.num_layers, bert_config["num_hidden_layers"]
-            )
-        if settings.frozen_layers >= bert_config["num_hidden_layers"]:
-            raise settings.invalid(
-                "frozen_layers",
-                f"must be fewer than the {bert_config['num_hidden_layers']} layers trained "
-                f"('num_layers' and the encoder's own)",
-            )
-        return pretrained, bert_config
+        return {
+            key: training_data.responses[utter_action(key)] for key in keys if key not in missing
+        }
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Sets `intent`, `intent_ranking` and `entities` on each message (and word tokens)."""
@@ -196,7 +204,9 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 tokens = [Token(text[start:end], start, end) for start, end in encoding.words]
                 message.set(TOKENS_NAMES[TEXT], tokens)
             if self.settings.intent_classification:
-                self._set_intent(message, None if probabilities is None else probabilities[row])
+                self._set_intent_and_responses(
+                    message, None if probabilities is None else probabilities[row]
+                )
             if self.settings.entity_recognition and tag_probabilities[row] is not None:
                 found = entity_tags.decode(
                     message.get(TEXT) or "",
@@ -212,19 +222,18 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
                 )
         return messages
 
-    def _set_intent(self, message: Message, probabilities: Optional[np.ndarray]) -> None:
-        if probabilities is None or not self.trained.intents:
-            message.set(INTENT, {"name": None, "confidence": 0.0}, add_to_output=True)
-            message.set(INTENT_RANKING_KEY, [], add_to_output=True)
+    def _set_intent_and_responses(
+        self, message: Message, confidences: Optional[np.ndarray]
+    ) -> None:
+        trained, ranking_length = self.trained, self.settings.ranking_length
+        groups = trained.label_groups if trained is not None else None
+        if groups is None or confidences is None:
+            rasa_message.set_intent(message, LabelGroups([]), None, ranking_length)
             return
-        ranking = [
-            {"name": self.trained.intents[label], "confidence": float(probabilities[label])}
-            for label in np.argsort(-probabilities, kind="stable")
-        ]
-        message.set(INTENT, ranking[0], add_to_output=True)
-        if self.settings.ranking_length > 0:
-            ranking = ranking[: self.settings.ranking_length]
-        message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+        rasa_message.set_intent(message, groups, confidences, ranking_length)
+        rasa_message.set_responses(
+            message, groups, confidences, trained.responses, ranking_length
+        )
 
     @classmethod
     def load(
@@ -236,7 +245,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         **kwargs: Any,
     ) -> "BertIntentClassifier":
         """Loads the trained component (see parent class for full docstring)."""
-        component = cls(config, model_storage, resource)
+        component = cls(config, model_storage, resource, execution_context)
         try:
             with model_storage.read_from(resource) as model_dir:
                 if storage.is_trained(model_dir):
@@ -261,4 +270,5 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
 
 # Rasa builds the training graph and its validators after importing the component.
 rasa_checks.register_as_entity_extractor(BertIntentClassifier)
+rasa_checks.register_as_response_selector(BertIntentClassifier)
 rasa_checks.allow_new_labels_for(BertIntentClassifier)

@@ -1,8 +1,9 @@
 """The served model: the trained network's ONNX export run by ONNX Runtime (`Predictor`), and
 what turns its outputs into intents' confidences and entities (`ServedModel`)."""
 
-from dataclasses import dataclass
-from typing import List, NamedTuple, Optional, Sequence, Text
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Text
 
 import numpy as np
 import onnxruntime as ort
@@ -21,6 +22,7 @@ from rasa_bert_intent.onnx_export import (
     TOKEN_IDS,
 )
 from rasa_bert_intent.pretrained.tokenization import TextTokenizer
+from rasa_bert_intent.responses import LabelGroups
 
 # Messages in one ONNX Runtime call of an fp32 model; more of one length bucket are split into
 # batches this big. An int8 model runs one message per call: it quantises each operator's input
@@ -125,6 +127,7 @@ class Predictor:
 class ServedModel:
     """What prediction needs, all of it in the files (storage.py)."""
 
+    # The network's labels: the intents, and each retrieval intent's response keys (responses.py).
     intents: List[Text]
     entity_labels: List[Label]
     # The CRF's tag transition scores, None without one (see entities.best_tags).
@@ -135,6 +138,13 @@ class ServedModel:
     in_scope: Optional[InScopeModel]
     # What a fine-tune continues from; None once loaded for serving.
     finetune_state: Optional[FinetuneState] = None
+    # The domain's responses of each response key.
+    responses: Dict[Text, List[Dict[Text, Any]]] = field(default_factory=dict)
+
+    @functools.cached_property
+    def label_groups(self) -> LabelGroups:
+        """The labels grouped into the intents Rasa sees."""
+        return LabelGroups(self.intents)
 
     def confidences(self, outputs: Outputs, lengths: Sequence[int]) -> np.ndarray:
         """The intent confidences `[messages, intents]` of the predictor's outputs for messages

@@ -1,10 +1,11 @@
-"""`BertIntentClassifier`'s settings: each default and why, and `Settings`, a config checked once.
+"""`BertIntentClassifier`'s settings: each default and why, and `Settings`, a config checked once
+(and against the encoder it names, when that is read).
 
 The measurements behind the defaults are in docs/choosing-the-defaults.md.
 """
 
 import dataclasses
-from typing import Any, Dict, Optional, Text
+from typing import Any, Dict, Optional, Text, Tuple
 
 from rasa.nlu.classifiers import LABEL_RANKING_LENGTH
 from rasa.shared.exceptions import InvalidConfigException
@@ -12,6 +13,7 @@ from rasa.utils.tensorflow.constants import RANKING_LENGTH
 
 from rasa_bert_intent.network import POOLINGS
 from rasa_bert_intent.onnx_export import PRECISIONS
+from rasa_bert_intent.pretrained import encoder as encoders
 from rasa_bert_intent.pretrained.encoder import DEFAULT_MODEL
 
 COMPONENT = "BertIntentClassifier"
@@ -132,6 +134,36 @@ class Settings:
     def detects_out_of_scope(self) -> bool:
         """Whether intents' confidences carry the in-scope factor."""
         return self.intent_classification and self.out_of_scope_detection
+
+    def encoder(self) -> Tuple[encoders.PretrainedEncoder, Dict[str, Any]]:
+        """The encoder `model` names, checked against the settings, and its architecture cut
+        to `num_layers`."""
+        try:
+            pretrained = encoders.load_pretrained(self.model)
+        except encoders.EncoderNotFound as error:
+            raise self.invalid("model", f"names no encoder: {error}")
+        if self.max_seq_len > pretrained.max_position_embeddings:
+            raise self.invalid(
+                "max_seq_len",
+                f"must be at most the encoder's {pretrained.max_position_embeddings} positions",
+            )
+        if self.lower_case is not None and self.lower_case != pretrained.do_lower_case:
+            kind = "an uncased" if pretrained.do_lower_case else "a cased"
+            raise self.invalid(
+                "lower_case",
+                f"disagrees with the encoder '{self.model}', {kind} model: "
+                f"set it to {str(pretrained.do_lower_case).lower()} or leave it out",
+            )
+        bert_config = dict(pretrained.config)
+        if self.num_layers is not None:
+            bert_config["num_hidden_layers"] = min(self.num_layers, bert_config["num_hidden_layers"])
+        if self.frozen_layers >= bert_config["num_hidden_layers"]:
+            raise self.invalid(
+                "frozen_layers",
+                f"must be fewer than the {bert_config['num_hidden_layers']} layers trained "
+                f"('num_layers' and the encoder's own)",
+            )
+        return pretrained, bert_config
 
     def invalid(self, setting: str, problem: str) -> InvalidConfigException:
         """The error for one of these settings that the encoder or the model does not allow."""

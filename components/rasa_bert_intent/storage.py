@@ -35,9 +35,10 @@ IN_SCOPE_FILE = "in_scope.npz"  # only with out_of_scope_detection
 WEIGHTS_FILE = "trained_weights.npz"
 # Where the example hashes go in WEIGHTS_FILE, beside the weights' names (which hold a "/").
 EXAMPLE_HASHES = "example_hashes"
-FORMAT_VERSION = 8  # raised whenever the files above change incompatibly
-# Earlier versions read as they were written: 7 always has a vocab.txt.
-READABLE_VERSIONS = (7, FORMAT_VERSION)
+FORMAT_VERSION = 9  # raised whenever the files above change incompatibly
+# Earlier versions read as they were written: 7 always has a vocab.txt, 7 and 8 have no
+# responses (no retrieval intents).
+READABLE_VERSIONS = (7, 8, FORMAT_VERSION)
 
 
 def write(model_dir: Path, trained: ServedModel) -> None:
@@ -78,6 +79,7 @@ def write(model_dir: Path, trained: ServedModel) -> None:
             "in_scope_sha256": hashlib.sha256(in_scope).hexdigest() if in_scope else None,
             # Passes of the training that made the weights (a fine-tune's fraction applies to them).
             "trained_epochs": None if weights is None else weights.epochs,
+            "responses": trained.responses,
         },
     )
 
@@ -99,6 +101,9 @@ def read(model_dir: Path) -> ServedModel:
                 f"rasa-bert-intent reads {' and '.join(map(str, READABLE_VERSIONS))}"
             )
         intents = metadata["intents"]
+        responses = metadata.get("responses") or {}  # none before version 9
+        if not isinstance(responses, dict):
+            raise ValueError("its responses are not a mapping of response keys")
         entity_labels = [tuple(label) for label in metadata["entity_labels"]]
         entity_transitions = None
         if metadata["entity_transitions"] is not None:
@@ -128,7 +133,13 @@ def read(model_dir: Path) -> ServedModel:
             f"({error.__class__.__name__}: {error}). Retrain the model with `rasa train`."
         ) from error
     return ServedModel(
-        intents, entity_labels, entity_transitions, tokenizer, predictor, in_scope
+        intents,
+        entity_labels,
+        entity_transitions,
+        tokenizer,
+        predictor,
+        in_scope,
+        responses=responses,
     )
 
 

@@ -192,3 +192,30 @@ def unbalanced_shop() -> Dict[str, List[str]]:
     orders = [f"{o} {s} {p}" for o in openings for s in sizes for p in pizzas]
     rare = {intent: texts[:8] for intent, texts in SHOP_EXAMPLES.items() if intent != "order_pizza"}
     return {"order_pizza": SHOP_EXAMPLES["order_pizza"] + orders, **rare}
+
+
+# Retrieval intents (chitchat and an FAQ) beside EXAMPLES' intents, and their responses.
+RETRIEVAL_EXAMPLES: Dict[str, List[str]] = {
+    "chitchat/ask_name": [
+        "what's your name", "what is your name", "who are you", "tell me your name",
+        "what should I call you", "do you have a name",
+    ],
+    "chitchat/ask_age": [
+        "how old are you", "what's your age", "when were you born", "are you old",
+        "how long have you existed", "what is your age",
+    ],
+    "faq/opening_hours": [
+        "when are you open", "what are your opening hours", "are you open on sundays",
+        "until when are you open", "what time do you close", "when do you open in the morning",
+    ],
+    "faq/delivery": [
+        "do you deliver", "can I get it delivered", "how much is delivery",
+        "do you ship to my address", "is delivery free", "how long does delivery take",
+    ],
+}
+RETRIEVAL_RESPONSES = {
+    "utter_chitchat/ask_name": [{"text": "I'm Bert, a bot."}],
+    "utter_chitchat/ask_age": [{"text": "Old enough to talk."}],
+    "utter_faq/opening_hours": [{"text": "From 9 to 5, every day."}],
+    "utter_faq/delivery": [{"text": "We deliver for free."}],
+}
