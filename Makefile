@@ -1,5 +1,5 @@
 # `make run`: set everything up, convert SNIPS, train, evaluate. `make test`: set up if needed, run the tests.
-.PHONY: run test setup data train evaluate benchmark learning-curve clean
+.PHONY: run test setup data train evaluate benchmark benchmark-retrieval learning-curve clean
 
 # Rasa 3.6 runs on Python 3.8-3.10 only; these machines have 3.10 under pyenv.
 PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10) $(shell command -v python3.10))
@@ -61,10 +61,15 @@ run: train evaluate
 # Then one message's forward pass through the exported network, timed beside TensorFlow Lite
 # (and beside an earlier export: FORWARD_ARGS="--compare before=path/to/model.onnx"), and
 # `rasa train --finetune` beside a full training on HWU64's fold 1 (about 25 minutes).
-benchmark: $(INSTALLED)
+benchmark: $(INSTALLED) benchmark-retrieval
 	$(BIN)/python benchmark/snips_benchmark.py --snips $(SNIPS) --hwu $(HWU64) $(BENCHMARK_ARGS)
 	$(BIN)/python benchmark/forward_pass.py --snips $(SNIPS) $(FORWARD_ARGS)
 	$(BIN)/python benchmark/finetune_benchmark.py --hwu $(HWU64) $(FINETUNE_ARGS)
+
+# Retrieval intents (FAQs) answered by the component alone beside the ResponseSelector pipeline,
+# on a development assistant from HWU64's fold 1 train.json (about 20 minutes).
+benchmark-retrieval: $(INSTALLED)
+	$(BIN)/python benchmark/retrieval_benchmark.py --hwu $(HWU64) $(RETRIEVAL_ARGS)
 
 # Ours and DIET from 5 examples per intent to all, on SNIPS and HWU64 (../shared): many hours
 # with DIET's 100 epochs. Quicker: make learning-curve CURVE_ARGS="--samples 1 --skip-diet".

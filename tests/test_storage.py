@@ -60,14 +60,17 @@ def test_damaged_model_files_give_an_error_naming_component_and_file(trained, fi
             path.write_bytes(original)
 
 
-def test_a_model_of_the_previous_format_still_loads(trained):
-    # Format 7 had no "tokenizer" in its metadata: vocab.txt, always.
+@pytest.mark.parametrize("version", [7, 8])
+def test_a_model_of_a_previous_format_still_loads(trained, version):
+    # Format 8 (4dc36da's) had no "responses"; 7 no "tokenizer" either: vocab.txt, always.
     classifier, storage, resource, context = trained
     texts = ["hi there, good morning", "what's the weather like in Rome"]
     with storage.read_from(resource) as model_dir:
         metadata = (model_dir / METADATA_FILE).read_text()
-        old = {**json.loads(metadata), "format_version": 7}
-        del old["tokenizer"]
+        old = {**json.loads(metadata), "format_version": version}
+        del old["responses"]
+        if version == 7:
+            del old["tokenizer"]
         (model_dir / METADATA_FILE).write_text(json.dumps(old))
         try:
             loaded = BertIntentClassifier.load(config_of(classifier), storage, resource, context)

@@ -1,15 +1,17 @@
 """`rasa init`'s starter with a chitchat retrieval intent of two responses, and the component
 alone in the pipeline (no tokenizer, featurizer or ResponseSelector): `rasa train`, e2e test
 stories of the full retrieval intents and the assistant's answer, `rasa test nlu`'s response
-selection report, and `rasa train nlu --finetune` with a new response key."""
+selection report, and `rasa train nlu --finetune` with a new response key (which Rasa refuses
+with the dialogue)."""
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers.rasa_cli import rasa
+from helpers.rasa_cli import RASA, rasa
 
 PIPELINE = [
     {"name": "rasa_bert_intent.BertIntentClassifier"},
@@ -148,3 +150,20 @@ def test_rasa_train_nlu_finetune_learns_a_new_response_key(faq_starter, tmp_path
     response = parsed["response_selector"]["chitchat"]["response"]
     assert response["intent_response_key"] == "chitchat/ask_hobby"
     assert response["responses"] == [{"text": "chitchat answer: ask_hobby"}]
+
+
+def test_rasa_train_finetune_with_the_dialogue_refuses_a_new_response_key(faq_starter, tmp_path):
+    """A new response shifts the actions the policies were trained on (a fine-tune let through
+    predicted `utter_chitchat/ask_name` for `utter_greet`), so Rasa refuses it, as it refuses a
+    new intent; `rasa train nlu --finetune` takes it (above)."""
+    project = tmp_path / "faq-starter"
+    shutil.copytree(faq_starter, project, ignore=shutil.ignore_patterns("results", ".rasa"))
+    add_chitchat(project, {"ask_hobby": HOBBY})
+    refused = subprocess.run(
+        [RASA, "train", "--finetune", "models/faq.tar.gz", "--fixed-model-name", "again"],
+        cwd=project, capture_output=True, text=True, timeout=600,
+    )
+    assert refused.returncode != 0
+    assert "keys that affect the training of core components have changed" in (
+        refused.stdout + refused.stderr
+    )
