@@ -3,9 +3,8 @@ told apart and get their share of passes; through the component, a new intent is
 
 import numpy as np
 import pytest
-import tensorflow as tf
+from helpers import tiny_network as tiny_networks
 from helpers.bert_reference import TINY_CONFIG
-
 from helpers.components import load_to_finetune, parse, training_data
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.shared.exceptions import RasaException
@@ -26,10 +25,9 @@ from rasa_bert_intent.training import Example
 
 def tiny_network(num_intents: int, num_entity_tags: int, seed: int) -> IntentNetwork:
     """A tiny network with a CRF tagging head, built."""
-    tf.keras.utils.set_random_seed(seed)
-    network = IntentNetwork(TINY_CONFIG, num_intents, 0.1, "mean", num_entity_tags, True, True)
-    network.build_for_any_length()
-    return network
+    return tiny_networks.tiny_network(
+        num_entity_tags, entity_crf=True, num_intents=num_intents, seed=seed
+    )
 
 
 def test_a_finetune_keeps_the_known_rows_and_starts_new_intents_and_tags_fresh():
@@ -90,7 +88,7 @@ def test_a_finetune_tells_new_examples_by_their_text_intent_and_entities():
         "fine-tuning from the previous model: 10 of its 40 passes, 5 examples, 3 new (each in 4 "
         "copies a pass), new intents: thank; batch 8, about 20 steps"
     )
-    # Following the data, a quarter of the previous passes.
+    # Epochs 0 and batch null are the defaults (follow the data); the fraction is under test.
     _, plan = continued_schedule(
         previous, np.arange(5), example_hashes(now), ["greet", "weather"],
         epochs=0, epoch_fraction=0.25, batch_size=None, prototype_head=False,

@@ -24,7 +24,7 @@ from rasa_bert_intent.network import IntentNetwork
 from rasa_bert_intent.predictor import Predictor, ServedModel
 from rasa_bert_intent.pretrained.encoder import HuggingFaceEncoder, PretrainedEncoder
 from rasa_bert_intent.pretrained.tokenization import Encoding, TextTokenizer
-from rasa_bert_intent.responses import intent_of
+from rasa_bert_intent.responses import LabelGroups
 from rasa_bert_intent.schedule import MIN_INTENT_SHARE, Schedule, balanced_rows
 from rasa_bert_intent.schedule import schedule as fresh_schedule
 from rasa_bert_intent.settings import COMPONENT, Settings
@@ -145,7 +145,9 @@ def fit(
     if previous is None and prototype_head:
         network.start_heads_from_prototypes(token_id_lists, intent_labels, PROTOTYPE_BATCH)
     tag_lists = _training_tags(examples, encodings, entity_labels)
-    rows, plan = _passes(examples, intents, intent_labels, settings, previous, prototype_head)
+    rows, plan = _passes(
+        examples, intents, intent_labels, settings, previous, classify_intents, prototype_head
+    )
     NetworkTrainer(network, settings.max_seq_len).train(
         [token_id_lists[row] for row in rows],
         [intent_labels[row] for row in rows],
@@ -204,10 +206,10 @@ def _passes(
     intent_labels: List[int],
     settings: Settings,
     previous: Optional[FinetuneState],
+    classify_intents: bool,
     prototype_head: bool,
 ) -> Tuple[np.ndarray, Schedule]:
     """The rows of each training pass and the schedule, logged."""
-    classify_intents = bool(intents) and settings.intent_classification
     rows = balanced_rows(intent_labels) if classify_intents else np.arange(len(examples))
     if len(rows) > len(examples):
         logger.info(
@@ -231,7 +233,7 @@ def _passes(
         # (docs/results-history.md, "Retrieval intents answered by the component").
         plan = fresh_schedule(
             len(rows),
-            len({intent_of(label) for label in intents}),
+            len(LabelGroups(intents).intents),
             settings.epochs or None,
             settings.batch_size,
             prototype_head,

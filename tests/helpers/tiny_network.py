@@ -29,11 +29,14 @@ def tiny_network(
     entity_crf: bool = False,
     pooling: str = "mean",
     activation: str = "gelu",
+    num_intents: int = 3,
+    seed: int = 3,
 ) -> IntentNetwork:
-    tf.keras.utils.set_random_seed(3)
+    """The tiny network, built with its weights drawn from `seed`."""
+    tf.keras.utils.set_random_seed(seed)
     network = IntentNetwork(
         {**TINY_CONFIG, "hidden_act": activation},
-        num_intents=3,
+        num_intents=num_intents,
         dropout=0.1,
         pooling=pooling,
         num_entity_tags=num_entity_tags,
