@@ -1,8 +1,10 @@
-"""The out-of-scope statistics fitted to training examples: the edge, the examples kept."""
+"""The out-of-scope statistics fitted to training examples: the edge, the examples kept, the
+pretrained vectors a fine-tune knows."""
 
 import numpy as np
 import pytest
 from helpers.in_scope_data import DIMENSIONS, FEW, LONG, clusters, factors, fit, long
+from helpers.tiny_network import MAX_SEQ_LEN, message, pretrained_encoder, tiny_network
 
 from rasa_bert_intent import in_scope_fit
 from rasa_bert_intent.in_scope_fit import (
@@ -12,6 +14,7 @@ from rasa_bert_intent.in_scope_fit import (
     REFERENCES_PER_INTENT,
     in_scope_rows,
 )
+from rasa_bert_intent.predictor import Predictor
 
 
 def test_fewer_examples_than_dimensions_still_give_an_edge():
@@ -100,3 +103,27 @@ def test_the_out_of_scope_statistics_read_at_most_so_many_examples_of_each_inten
     assert rows == sorted(set(rows))  # each example once, in the order given
     assert rows == in_scope_rows(labels, seed=1) != in_scope_rows(labels, seed=2)
     assert in_scope_rows([0, 1, 1], seed=0) == [0, 1, 2] and in_scope_rows([], seed=0) == []
+
+
+def test_a_fit_reads_the_pretrained_vectors_it_knows_and_runs_the_network_alone_for_them():
+    # A fine-tune knows the pretrained vectors of the examples the previous model kept.
+    network = tiny_network(num_entity_tags=3)
+    _, reference = pretrained_encoder(network)
+    served = Predictor(network.to_onnx("int8", reference), MAX_SEQ_LEN, "int8")
+    alone = Predictor(network.to_onnx("int8"), MAX_SEQ_LEN, "int8")
+    token_id_lists = [message(length) for length in range(3, MAX_SEQ_LEN + 1)]  # 22
+    labels = [row % 2 for row in range(len(token_id_lists))]
+    first = in_scope_fit.fit_to_examples(served, token_id_lists, labels, 5, seed=0)
+    assert first.reference_keys.shape == (len(token_id_lists),)  # all kept: few per intent
+    known = dict(zip(first.reference_keys.tolist(), first.references[:20]))
+    read, predict = [], served.predict
+    served.predict = lambda token_id_lists: read.append(len(token_id_lists)) or predict(
+        token_id_lists
+    )
+    again = in_scope_fit.fit_to_examples(
+        served, token_id_lists, labels, 5, seed=0, known=known, network=alone
+    )
+    assert read == [2]  # the served model ran for the examples it did not know alone
+    # The network alone rounds its float arithmetic a little differently from the whole model.
+    for name in ("means", "references", "centres", "scales", "reference_keys"):
+        np.testing.assert_allclose(getattr(again, name), getattr(first, name), rtol=1e-4)

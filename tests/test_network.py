@@ -69,3 +69,23 @@ def test_the_prototype_head_starts_from_the_directions_to_the_intents_means():
     probabilities = np.array([probabilities for probabilities, _, _ in outputs])
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
     assert len(set(probabilities.argmax(axis=1).tolist())) == 3  # it tells intents apart
+
+
+def test_held_layers_stay_as_they_are_while_training_and_are_trained_again_once_released():
+    # A fine-tune holds the bottom layers (finetune.HELD_LAYERS); they are not pretrained ones.
+    network = tiny_network(train_word_embeddings=False)
+    everything = network.trainable_names()
+    network.hold(1)
+    held = [name for name in everything if name.startswith(("embeddings/", "encoder/layer_0/"))]
+    assert held and set(network.trainable_names()) == set(everything) - set(held)
+    before = {name: w.numpy().copy() for name, w in network.named_weights().items()}
+    train(network, [None] * len(TOKEN_ID_LISTS), epochs=2)  # plumbing: any update will do
+    now = network.named_weights()
+    assert all(np.array_equal(now[name].numpy(), before[name]) for name in held)
+    top = "encoder/layer_1/output/dense/kernel"
+    assert not np.allclose(now[top].numpy(), before[top])
+    network.hold(0)
+    assert network.trainable_names() == everything
+    train(network, [None] * len(TOKEN_ID_LISTS), epochs=2)
+    assert not np.allclose(now["encoder/layer_0/output/dense/kernel"].numpy(),
+                           before["encoder/layer_0/output/dense/kernel"])

@@ -5,7 +5,6 @@ from helpers.bert_reference import tiny_hf_weights, write_hf_folder
 
 from rasa_bert_intent import training
 from rasa_bert_intent.entities import labels_in
-from rasa_bert_intent.finetune import STORED_WEIGHTS_DTYPE
 from rasa_bert_intent.pretrained.encoder import load_pretrained
 from rasa_bert_intent.settings import Settings
 from rasa_bert_intent.training import Example
@@ -51,7 +50,8 @@ def test_training_gives_a_served_model_and_what_a_fine_tune_continues_from(tmp_p
     assert trained <= set(state.weights)
     # The word table stays as pretrained by default: a fine-tune reads it from the encoder.
     assert "embeddings/word_embeddings/embeddings" not in state.weights
-    assert all(value.dtype == STORED_WEIGHTS_DTYPE for value in state.weights.values())
+    # As trained: the files keep them compact (finetune.compact).
+    assert all(value.dtype == np.float32 for value in state.weights.values())
 
 
 def test_the_encoder_as_pretrained_is_read_under_the_networks_names(tmp_path):

@@ -92,6 +92,7 @@ def evaluate(config, train, dev, oos_texts):
     trained, seconds = in_process.train(train, config)
     figures = in_process.score(trained, dev, config["max_seq_len"])
     predicted = figures.pop("predicted")
+    figures.pop("served_predicted")
     figures["train_s"] = seconds
     counts = Counter(e.intent for e in train)
     if any(0 < counts[i] < max(counts.values()) / 10 for i in UNBALANCED):

@@ -5,7 +5,7 @@ maps (training.py trains, predictor.py serves, storage.py keeps the files).
 """
 
 import logging
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Mapping, Optional, Text
 
 import numpy as np
 
@@ -149,7 +149,7 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
             )
         self.trained.responses = self._responses_of(intents, training_data)
         with self._model_storage.write_to(self._resource) as model_dir:
-            storage.write(model_dir, self.trained)
+            storage.write(model_dir, self.trained, training.pretrained_weights(pretrained))
         return self._resource
 
     def _answered_retrieval_intents(self, training_data: TrainingData) -> List[Text]:
@@ -248,24 +248,41 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         component = cls(config, model_storage, resource, execution_context)
         try:
             with model_storage.read_from(resource) as model_dir:
-                if storage.is_trained(model_dir):
-                    component.trained = storage.read(model_dir)
-                    if execution_context.is_finetuning:
-                        component.finetune_from = storage.read_finetune_state(model_dir)
+                if storage.is_trained(model_dir) and execution_context.is_finetuning:
+                    # What the fine-tune continues from: the served model is trained anew.
+                    component.finetune_from = storage.read_finetune_state(
+                        model_dir, component._pretrained_weights
+                    )
+                elif storage.is_trained(model_dir):
+                    component.trained = storage.read(model_dir, component._pretrained_weights)
         except ValueError:  # what `read_from` raises for a resource that does not exist
             pass
-        if component.trained is None:
+        if component.trained is None and component.finetune_from is None:
             logger.debug(
                 f"Failed to load {cls.__name__} from model storage. Resource "
                 f"'{resource.name}' doesn't exist."
             )
-        elif component.settings.max_seq_len > component.trained.predictor.max_seq_len:
+        elif component.trained and (
+            component.settings.max_seq_len > component.trained.predictor.max_seq_len
+        ):
             raise component.settings.invalid(
                 "max_seq_len",
                 f"must be at most the {component.trained.predictor.max_seq_len} word pieces the "
                 f"model was trained for: retrain it with `rasa train`",
             )
         return component
+
+    def _pretrained_weights(self) -> Mapping[str, Any]:
+        """The encoder's weights, which the model's files leave out (storage.MODEL_FILE)."""
+        try:
+            pretrained = encoders.load_pretrained(self.settings.model)
+        except encoders.EncoderNotFound as error:
+            raise RasaException(
+                f"{self.name}: a model reads the pretrained encoder it was trained with where "
+                f"it is loaded, as a spaCy pipeline reads its spaCy model, and the encoder "
+                f"cannot be read here: {error}"
+            ) from error
+        return training.pretrained_weights(pretrained)
 
 
 # Rasa builds the training graph and its validators after importing the component.

@@ -55,10 +55,12 @@ class InScopeModel:
         edges: np.ndarray,
         reference_labels: Optional[np.ndarray] = None,
         network_weight: float = NETWORK_WEIGHT,
+        reference_keys: Optional[np.ndarray] = None,
     ) -> None:
         """Takes fitted values (see `fit`; one centre pair or edge stands for every intent's;
-        without the references' labels, the probabilities are left as they are); raises
-        `ValueError` if their shapes disagree."""
+        without the references' labels, the probabilities are left as they are; their keys
+        (in_scope_fit.token_id_keys) let a fine-tune reuse them); raises `ValueError` if their
+        shapes disagree."""
         means = np.asarray(means, np.float64)
         inverse_covariance = np.asarray(inverse_covariance, np.float64)
         references = np.asarray(references, np.float32)
@@ -68,9 +70,12 @@ class InScopeModel:
             reference_labels = np.asarray(reference_labels)
         if not _consistent(
             means, inverse_covariance, references, reference_labels, centres, scales, edges
-        ) or not (short_length >= 1 and 0 <= network_weight <= 1):
+        ) or not (short_length >= 1 and 0 <= network_weight <= 1) or (
+            reference_keys is not None and np.shape(reference_keys) != (len(references),)
+        ):
             raise ValueError("the out-of-scope statistics have inconsistent shapes or values")
         self.means, self.references = means, references
+        self.reference_keys = None if reference_keys is None else np.asarray(reference_keys)
         self.inverse_covariance = inverse_covariance
         self.reference_labels = reference_labels
         if reference_labels is not None:
@@ -166,6 +171,8 @@ class InScopeModel:
         """The fitted values as arrays, for `np.savez`."""
         labels = self.reference_labels
         labels = {} if labels is None else {"reference_labels": labels}
+        if self.reference_keys is not None:
+            labels["reference_keys"] = self.reference_keys
         return {
             "means": self.means,
             "precision": self.inverse_covariance,  # the files' name since version 7
@@ -191,6 +198,7 @@ class InScopeModel:
             arrays["edge"],
             arrays.get("reference_labels"),
             float(arrays.get("network_weight", _SAVED_WITHOUT_WEIGHT)),
+            arrays.get("reference_keys"),
         )
 
 

@@ -2,8 +2,9 @@
 network's space, the examples kept for the pretrained space, and the spread of their held-out
 distances that sets the edge (docs/out-of-scope.md)."""
 
+import hashlib
 import math
-from typing import List, Optional, Sequence, Union
+from typing import List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 from sklearn.covariance import ledoit_wolf_shrinkage
@@ -43,19 +44,48 @@ def fit_to_examples(
     intent_labels: Sequence[int],
     epochs: float,
     seed: int,
+    known: Optional[Mapping[int, np.ndarray]] = None,
+    network: Optional[Predictor] = None,
 ) -> Optional[InScopeModel]:
     """The statistics of the training examples (their token ids and intents, trained on for
-    `epochs` passes) as `predictor`, the served model, places them (see `fit`)."""
+    `epochs` passes) as `predictor`, the served model, places them (see `fit`). The pretrained
+    encoder's unit vectors `known` by token_id_keys (a previous model's references) are not
+    computed again: `network`, the served network without that encoder, places those examples."""
     rows = in_scope_rows(intent_labels, seed)
+    token_ids = [token_id_lists[row] for row in rows]
+    keys = token_id_keys(token_ids)
+    known = known if network is not None else None
+    is_known = np.isin(keys, np.fromiter(known or (), np.uint64))
     # The vectors of the served model, whose int8 weights move them a little.
-    outputs = predictor.predict([token_id_lists[row] for row in rows])
+    outputs = predictor.predict([token_ids[i] for i in np.flatnonzero(~is_known)])
+    vectors = np.empty((len(rows), predictor.hidden_size), np.float32)
+    references = np.empty((len(rows), predictor.reference_size), np.float32)
+    vectors[~is_known], references[~is_known] = outputs.vectors, outputs.reference_vectors
+    if is_known.any():
+        vectors[is_known] = network.predict([token_ids[i] for i in np.flatnonzero(is_known)]).vectors
+        references[is_known] = [known[int(key)] for key in keys[is_known]]
     return fit(
-        outputs.vectors,
-        outputs.reference_vectors,
+        vectors,
+        references,
         [intent_labels[row] for row in rows],
-        [len(token_id_lists[row]) for row in rows],
+        [len(ids) for ids in token_ids],
         intent_passes(intent_labels, epochs),
         seed,
+        keys,
+    )
+
+
+def token_id_keys(token_id_lists: Sequence[Sequence[int]]) -> np.ndarray:
+    """A 64-bit hash of each example's token ids: what its pretrained vector depends on."""
+    return np.array(
+        [
+            int.from_bytes(
+                hashlib.blake2b(np.asarray(ids, np.int32).tobytes(), digest_size=8).digest(),
+                "little",
+            )
+            for ids in token_id_lists
+        ],
+        dtype=np.uint64,
     )
 
 
@@ -78,11 +108,13 @@ def fit(
     lengths: Sequence[int],
     passes: Union[float, Sequence[float]],
     seed: int,
+    keys: Optional[np.ndarray] = None,
 ) -> Optional[InScopeModel]:
     """Fits the model to the training examples' vectors in both spaces, labels and word
-    piece counts, after `passes` passes of training over each intent's examples (in the
-    order of the sorted labels; one number: the same for all); None with fewer than two
-    examples or no spread among them, which leave no edge to measure."""
+    piece counts (and their keys, kept with the references), after `passes` passes of training
+    over each intent's examples (in the order of the sorted labels; one number: the same for
+    all); None with fewer than two examples or no spread among them, which leave no edge to
+    measure."""
     vectors, labels = np.asarray(vectors, np.float64), np.asarray(labels)
     if len(vectors) < 2:
         return None
@@ -113,7 +145,7 @@ def fit(
     reference_labels = np.searchsorted(classes, labels[kept])
     return InScopeModel(
         means, inverse_covariance, references[kept], short_length, centres, scales, edges,
-        reference_labels,
+        reference_labels, reference_keys=None if keys is None else keys[kept],
     )
 
 
@@ -137,7 +169,7 @@ def _held_out_logs(
             means, inverse_covariance = _gaussians(vectors[inside], labels[inside])
             held_out[out, 0] = _nearest_distances(vectors[out], means, inverse_covariance)
             held_out[out, 1] = nearest_cosine_distances(
-                np.einsum("ni,ri->nr", references[out], references[kept & inside])
+                references[out] @ references[kept & inside].T
             )
         held_out[:, 0] /= length_scales(lengths, short_length)
         logs.append(np.log(np.maximum(held_out, TINY)))
@@ -173,10 +205,14 @@ def _shrunk_inverse_covariance(centred: np.ndarray) -> np.ndarray:
 def _nearest_distances(
     vectors: np.ndarray, means: np.ndarray, inverse_covariance: np.ndarray
 ) -> np.ndarray:
-    """Squared Mahalanobis distance of each vector to its nearest mean."""
-    nearest = np.full(len(vectors), np.inf)
-    for mean in means:
-        offsets = vectors - mean
-        distances = np.einsum("ni,ni->n", offsets @ inverse_covariance, offsets)
-        nearest = np.minimum(nearest, distances)
-    return nearest
+    """Squared Mahalanobis distance of each vector to its nearest mean: the squared Euclidean
+    distance after whitening (inverse_covariance = W W'), one product for all the means."""
+    eigenvalues, eigenvectors = np.linalg.eigh(inverse_covariance)
+    whitening = eigenvectors * np.sqrt(np.clip(eigenvalues, 0, None))
+    white, white_means = vectors @ whitening, means @ whitening
+    distances = (
+        np.einsum("ni,ni->n", white, white)[:, None]
+        - 2 * white @ white_means.T
+        + np.einsum("mi,mi->m", white_means, white_means)[None]
+    )
+    return np.maximum(distances.min(axis=1), 0.0)

@@ -53,6 +53,8 @@ class IntentNetwork(tf.keras.Model):
         super().__init__(name="intent_network")
         self.pooling = pooling
         self.frozen_layers = frozen_layers
+        # Bottom layers that training leaves as they are for now (`hold`).
+        self.held_layers = 0
         self.bert = BertModelLayer.from_params(bert_layer_params(bert_config), name=BERT_LAYER_NAME)
         self.layer_norm_eps = float(
             bert_config.get("layer_norm_eps", BERT_LAYER_NORM_EPS)
@@ -92,10 +94,11 @@ class IntentNetwork(tf.keras.Model):
         is_token = tf.not_equal(token_ids, PAD_ID)
         layers = self.bert.encoders_layer.encoder_layers
         frozen = self.frozen_layers > 0
+        unchanged = max(self.frozen_layers, self.held_layers)
         hidden = self._embeddings(token_ids, training and not frozen)
         states = []
         for index, layer in enumerate(layers):
-            if index == self.frozen_layers and frozen:
+            if index == unchanged and unchanged:
                 hidden = tf.stop_gradient(hidden)
             hidden = layer(hidden, mask=is_token, training=training and index >= self.frozen_layers)
             states.append(hidden)
@@ -139,15 +142,22 @@ class IntentNetwork(tf.keras.Model):
             if isinstance(layer, LayerNormalization):
                 # bert-for-tf2 takes no epsilon: each layer reads its own when it is called.
                 layer.params.epsilon = self.layer_norm_eps
-        self.bert.embeddings_layer.word_embeddings_layer.trainable = self.train_word_embeddings
-        if self.frozen_layers:
-            self.bert.embeddings_layer.trainable = False
-            for layer in self.bert.encoders_layer.encoder_layers[: self.frozen_layers]:
-                layer.trainable = False
+        self.hold(0)
         self.intent_and_entity_tag_logits(token_ids, training=False)
         for layer in self.submodules:
             if isinstance(layer, tf.keras.layers.Layer):
                 layer.input_spec = None
+
+    def hold(self, layers: int) -> None:
+        """Makes training leave the embeddings and the bottom `layers` layers as they are, as
+        well as those kept as pretrained (`frozen_layers`); 0 holds those alone."""
+        self.held_layers = layers
+        unchanged = max(self.frozen_layers, layers)
+        embeddings = self.bert.embeddings_layer
+        embeddings.trainable = not unchanged
+        embeddings.word_embeddings_layer.trainable = self.train_word_embeddings and not unchanged
+        for index, layer in enumerate(self.bert.encoders_layer.encoder_layers):
+            layer.trainable = index >= unchanged
 
     def entity_layers(self) -> List[int]:
         """The layers (0 the bottom) whose states' mean the tagging head reads."""

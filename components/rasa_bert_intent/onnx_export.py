@@ -18,8 +18,11 @@ int8 weights are quantised as onnx_graph.py says; the heads stay float: they are
 give the probabilities.
 """
 
+import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import onnx
@@ -33,6 +36,13 @@ from rasa_bert_intent.pretrained.architectures import BERT_LAYER_NORM_EPS
 PRECISIONS = ("int8", "fp32")
 # The first opset with LayerNormalization; version 1 of ONNX Runtime's operators.
 OPSET = 17
+# The model's own description (ONNX metadata properties): its GraphSpec, precision, the names
+# of the initializers that hold the pretrained encoder's weights, whether the network's word
+# table is among them, and, once they are taken out, their hash.
+SPEC, PRECISION = "rasa_bert_intent.spec", "rasa_bert_intent.precision"
+PRETRAINED_NAMES = "rasa_bert_intent.pretrained_initializers"
+PRETRAINED_WORD_TABLE = "rasa_bert_intent.pretrained_word_table"
+PRETRAINED_SHA256 = "rasa_bert_intent.pretrained_sha256"
 # Input and output names of the model.
 TOKEN_IDS = "token_ids"
 PROBABILITIES = "probabilities"
@@ -94,23 +104,116 @@ def write(
         graph.op("Softmax", [tag_logits], ENTITY_TAG_PROBABILITIES, axis=-1)
         tags = weights["entity_tag_logits/kernel"].shape[1]
         outputs.append(_output(ENTITY_TAG_PROBABILITIES, "batch", "length", tags))
+    word_table_pretrained = False
     if spec.reference_layers:
-        shared = spec.shared_layers
-        start = states[shared - 1] if shared else _embeddings(graph, REFERENCE)
-        layers = range(shared, spec.reference_layers)
-        reference = _layers(graph, spec, start, layers, mask, REFERENCE)[-1]
-        graph.op("Identity", [_pooled(graph, reference, "mean", REFERENCE)], REFERENCE_VECTOR)
-        size = graph.array(f"{REFERENCE}embeddings/LayerNorm/gamma").shape[0]
+        word_table_pretrained = graph.shares_word_table()
+        size = _reference_encoder(graph, spec, states[: spec.shared_layers], mask)
         outputs.append(_output(REFERENCE_VECTOR, "batch", size))
-    return _serialised(graph, outputs)
+    pretrained = [
+        i.name
+        for i in graph.initializers
+        if i.name.startswith(REFERENCE) or (word_table_pretrained and _is_word_table(i.name))
+    ]
+    described = {
+        SPEC: json.dumps(dataclasses.asdict(spec)),
+        PRECISION: precision,
+        PRETRAINED_WORD_TABLE: json.dumps(word_table_pretrained),
+        PRETRAINED_NAMES: json.dumps(pretrained),
+    }
+    return _serialised(graph, outputs, described)
+
+
+def _reference_encoder(graph: Graph, spec: GraphSpec, shared_states: List[str], mask: str) -> int:
+    """The pretrained encoder's mean-pooled vector, from the states of the layers the network
+    shares with it (none: from its own embeddings); returns the vector's size."""
+    shared = spec.shared_layers
+    start = shared_states[-1] if shared else _embeddings(graph, REFERENCE)
+    layers = range(shared, spec.reference_layers)
+    reference = _layers(graph, spec, start, layers, mask, REFERENCE)[-1]
+    graph.op("Identity", [_pooled(graph, reference, "mean", REFERENCE)], REFERENCE_VECTOR)
+    return graph.array(f"{REFERENCE}embeddings/LayerNorm/gamma").shape[0]
+
+
+def _is_word_table(name: str) -> bool:
+    return name in (WORD_TABLE, f"{WORD_TABLE}/scale")
+
+
+def without_pretrained(onnx_model: bytes) -> bytes:
+    """The model less the pretrained encoder's weights (what `with_pretrained` puts back), with
+    a hash of them; the model as it is if it has none."""
+    model = onnx.load_from_string(onnx_model)
+    props = _props(model)
+    names = set(json.loads(props.get(PRETRAINED_NAMES, "[]")))
+    if not names:
+        return onnx_model
+    kept = [i for i in model.graph.initializer if i.name not in names]
+    removed = [i for i in model.graph.initializer if i.name in names]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    _set_prop(model, PRETRAINED_SHA256, _digest(removed))
+    return model.SerializeToString()
+
+
+def with_pretrained(onnx_model: bytes, reference: Callable[[], Mapping[str, Any]]) -> bytes:
+    """The model `without_pretrained` gave, the pretrained encoder's weights rebuilt from
+    `reference()` (its weights, as for `write`); `ValueError` if they are not those the model
+    was written with. A model with all its weights is returned as it is."""
+    model = onnx.load_from_string(onnx_model)
+    props = _props(model)
+    if PRETRAINED_SHA256 not in props:
+        return onnx_model
+    spec = GraphSpec(**json.loads(props[SPEC]))
+    spec.entity_layers = tuple(spec.entity_layers)
+    rebuilt = pretrained_initializers(
+        reference(), spec, props[PRECISION], json.loads(props[PRETRAINED_WORD_TABLE])
+    )
+    expected = json.loads(props[PRETRAINED_NAMES])
+    if [i.name for i in rebuilt] != expected or _digest(rebuilt) != props[PRETRAINED_SHA256]:
+        raise ValueError(
+            "the encoder's weights are not those the model was trained with: the encoder "
+            "changed since (another version or files)"
+        )
+    model.graph.initializer.extend(rebuilt)
+    return model.SerializeToString()
+
+
+def pretrained_initializers(
+    reference: Mapping[str, Any], spec: GraphSpec, precision: str, word_table: bool
+) -> List[onnx.TensorProto]:
+    """The initializers of `write`'s model that hold the pretrained encoder's weights, in its
+    order: the network's word table where it is the pretrained one, and the reference layers."""
+    network = {WORD_TABLE: reference[WORD_TABLE]} if word_table else {}
+    graph = Graph(network, reference, precision == "int8", spec.layer_norm_eps)
+    if word_table:
+        _word_table(graph, WORD_TABLE)
+    _reference_encoder(graph, spec, [TOKEN_IDS] * spec.shared_layers, TOKEN_IDS)
+    return [i for i in graph.initializers if i.name.startswith(REFERENCE) or _is_word_table(i.name)]
+
+
+def _digest(initializers: List[onnx.TensorProto]) -> str:
+    digest = hashlib.sha256()
+    for initializer in initializers:
+        digest.update(initializer.name.encode("utf-8"))
+        digest.update(initializer.raw_data)
+    return digest.hexdigest()
+
+
+def _props(model: onnx.ModelProto) -> Dict[str, str]:
+    return {prop.key: prop.value for prop in model.metadata_props}
+
+
+def _set_prop(model: onnx.ModelProto, key: str, value: str) -> None:
+    helper.set_model_props(model, {**_props(model), key: value})
 
 
 def _output(name: str, *shape: Any) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))
 
 
-def _serialised(graph: Graph, outputs: List[onnx.ValueInfoProto]) -> bytes:
-    """The model of the graph's nodes and initializers, serialised."""
+def _serialised(
+    graph: Graph, outputs: List[onnx.ValueInfoProto], described: Dict[str, str]
+) -> bytes:
+    """The model of the graph's nodes and initializers, described, serialised."""
     model = helper.make_model(
         helper.make_graph(
             graph.nodes,
@@ -121,6 +224,7 @@ def _serialised(graph: Graph, outputs: List[onnx.ValueInfoProto]) -> bytes:
         opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MICROSOFT, 1)],
         producer_name="rasa-bert-intent",
     )
+    helper.set_model_props(model, described)
     # Moved in one at a time: make_graph and make_model would each copy all of them.
     graph.initializers.reverse()
     while graph.initializers:
@@ -147,14 +251,12 @@ def _embeddings(graph: Graph, prefix: str = "") -> str:
         f"{prefix}embeddings/position_rows",
     )
     word_table = WORD_TABLE if not prefix or graph.shares_word_table() else prefix + WORD_TABLE
+    table = _word_table(graph, word_table)
     if graph.int8:
-        table, scales = graph.int8_weight(word_table)
-        rows = graph.op("Gather", [table, TOKEN_IDS], f"{prefix}embeddings/int8_words")
-        words = graph.op("DequantizeLinear", [rows, scales], f"{prefix}embeddings/words", axis=-1)
+        rows = graph.op("Gather", [table[0], TOKEN_IDS], f"{prefix}embeddings/int8_words")
+        words = graph.op("DequantizeLinear", [rows, table[1]], f"{prefix}embeddings/words", axis=-1)
     else:
-        words = graph.op(
-            "Gather", [graph.weight(word_table), TOKEN_IDS], f"{prefix}embeddings/words"
-        )
+        words = graph.op("Gather", [table[0], TOKEN_IDS], f"{prefix}embeddings/words")
     summed = graph.op("Add", [words, positions], f"{prefix}embeddings/sum")
     return graph.op(
         "LayerNormalization",
@@ -167,6 +269,11 @@ def _embeddings(graph: Graph, prefix: str = "") -> str:
         axis=-1,
         epsilon=graph.layer_norm_eps,
     )
+
+
+def _word_table(graph: Graph, name: str) -> List[str]:
+    """The word embedding table's initializer, and with int8 its scales."""
+    return list(graph.int8_weight(name)) if graph.int8 else [graph.weight(name)]
 
 
 def _layers(

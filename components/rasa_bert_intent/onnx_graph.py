@@ -42,6 +42,7 @@ class Graph:
         self.nodes: List[onnx.NodeProto] = []
         self.initializers: List[onnx.TensorProto] = []
         self._names: Set[str] = set()
+        self._shares_word_table: Optional[bool] = None
 
     def constant(self, name: str, value: np.ndarray) -> str:
         self.initializers.append(numpy_helper.from_array(np.array(value, order="C"), name))
@@ -77,8 +78,13 @@ class Graph:
         return np.asarray(weights[name], dtype=np.float32)
 
     def shares_word_table(self) -> bool:
-        """Whether the pretrained encoder's word table is the network's."""
-        if WORD_TABLE not in self.reference:
+        """Whether the pretrained encoder's word table is the network's (compared once)."""
+        if self._shares_word_table is None:
+            self._shares_word_table = self._same_word_tables()
+        return self._shares_word_table
+
+    def _same_word_tables(self) -> bool:
+        if WORD_TABLE not in self.reference or WORD_TABLE not in self.weights:
             return False
         theirs, ours = self.array(REFERENCE + WORD_TABLE), self.weights[WORD_TABLE]
         return theirs.shape == tuple(ours.shape) and all(

@@ -50,9 +50,12 @@ class Outputs(NamedTuple):
 class Predictor:
     """Runs the exported model on messages grouped by length bucket."""
 
-    def __init__(self, onnx_model: bytes, max_seq_len: int, precision: str) -> None:
-        """Reads the model, exported at `precision` (onnx_export.PRECISIONS); raises
-        `ValueError` if it is no export of an `IntentNetwork`."""
+    def __init__(
+        self, onnx_model: bytes, max_seq_len: int, precision: str, spinning: bool = False
+    ) -> None:
+        """Reads the model, exported at `precision` (onnx_export.PRECISIONS), its threads
+        `spinning` between calls or not; raises `ValueError` if it is no export of an
+        `IntentNetwork`."""
         if not isinstance(max_seq_len, int) or max_seq_len < 3:
             raise ValueError(f"max_seq_len is {max_seq_len!r}, not a whole number of at least 3")
         if precision not in PRECISIONS:
@@ -64,10 +67,11 @@ class Predictor:
         options = ort.SessionOptions()
         options.intra_op_num_threads = INTRA_OP_THREADS
         options.inter_op_num_threads = 1
-        # After each call the threads would otherwise spin for a while, waiting for more
-        # work: faster for back-to-back calls alone, but under `rasa run` they take the CPU
-        # from Sanic and the other requests' calls (docs/speed.md).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Spinning, the threads wait for more work for a while after each call: faster for
+        # back-to-back calls alone (a training's thousands of examples: 1.6 ms a message
+        # instead of 2.5), but under `rasa run` they take the CPU from Sanic and the other
+        # requests' calls (docs/speed.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", str(int(spinning)))
         options.log_severity_level = 3  # errors only: its warnings are about its own fusions
         try:
             self._session = ort.InferenceSession(

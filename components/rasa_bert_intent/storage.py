@@ -6,7 +6,7 @@ import json
 import shutil
 import zipfile
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Callable, List, Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -15,7 +15,8 @@ import rasa.shared.utils.io
 from rasa.shared.exceptions import RasaException
 
 from rasa_bert_intent import entities as entity_tags
-from rasa_bert_intent.finetune import FinetuneState
+from rasa_bert_intent import onnx_export
+from rasa_bert_intent.finetune import FinetuneState, compact, expanded
 from rasa_bert_intent.in_scope import InScopeModel
 from rasa_bert_intent.predictor import Predictor, ServedModel
 from rasa_bert_intent.pretrained.tokenization import (
@@ -26,31 +27,40 @@ from rasa_bert_intent.pretrained.tokenization import (
 )
 from rasa_bert_intent.settings import COMPONENT
 
+# The exported network less the pretrained encoder's weights, which loading reads from the
+# encoder again (onnx_export.without_pretrained): the encoder must be installed where the model
+# is served, as a spaCy model is for SpacyNLP.
 MODEL_FILE = "model.onnx"
 # The tokenizer's file is VOCAB_FILE (WordPiece's vocabulary) or TOKENIZER_FILE, as the
 # metadata's "tokenizer" names.
 METADATA_FILE = "metadata.json"
 IN_SCOPE_FILE = "in_scope.npz"  # only with out_of_scope_detection
-# The trained weights, for `rasa train --finetune`: serving never reads them.
+# The trained weights as finetune.compact keeps them, for `rasa train --finetune`: serving never
+# reads them.
 WEIGHTS_FILE = "trained_weights.npz"
 # Where the example hashes go in WEIGHTS_FILE, beside the weights' names (which hold a "/").
 EXAMPLE_HASHES = "example_hashes"
-FORMAT_VERSION = 9  # raised whenever the files above change incompatibly
+FORMAT_VERSION = 10  # raised whenever the files above change incompatibly
 # Earlier versions read as they were written: 7 always has a vocab.txt, 7 and 8 have no
-# responses (no retrieval intents).
-READABLE_VERSIONS = (7, 8, FORMAT_VERSION)
+# responses (no retrieval intents), 7 to 9 have the whole network in MODEL_FILE and all the
+# trained weights in half precision.
+READABLE_VERSIONS = (7, 8, 9, FORMAT_VERSION)
+# The encoder's weights as `training.pretrained_weights` gives them, read when called.
+Pretrained = Callable[[], Mapping[str, Any]]
 
 
-def write(model_dir: Path, trained: ServedModel) -> None:
-    """Writes the ONNX model, tokenizer, out-of-scope statistics and metadata, with the
-    SHA-256 of each binary file (ONNX Runtime does not notice every change to a model)."""
+def write(model_dir: Path, trained: ServedModel, pretrained: Mapping[str, Any]) -> None:
+    """Writes the ONNX model, tokenizer, out-of-scope statistics, trained weights and metadata,
+    with the SHA-256 of each binary file (ONNX Runtime does not notice every change to a
+    model); what the encoder's `pretrained` weights hold is left out."""
     in_scope = b""
     if trained.in_scope is not None:
         buffer = io.BytesIO()
         np.savez(buffer, **trained.in_scope.to_arrays())
         in_scope = buffer.getvalue()
         (model_dir / IN_SCOPE_FILE).write_bytes(in_scope)
-    (model_dir / MODEL_FILE).write_bytes(trained.predictor.onnx_model)
+    onnx_model = onnx_export.without_pretrained(trained.predictor.onnx_model)
+    (model_dir / MODEL_FILE).write_bytes(onnx_model)
     tokenizer = trained.tokenizer
     if isinstance(tokenizer, HuggingFaceTokenizer):
         tokenizer_file = TOKENIZER_FILE
@@ -61,7 +71,8 @@ def write(model_dir: Path, trained: ServedModel) -> None:
     weights = trained.finetune_state
     if weights is not None:
         buffer = io.BytesIO()
-        np.savez(buffer, **weights.weights, **{EXAMPLE_HASHES: weights.example_hashes})
+        arrays = compact(weights.weights, pretrained)
+        np.savez(buffer, **arrays, **{EXAMPLE_HASHES: weights.example_hashes})
         (model_dir / WEIGHTS_FILE).write_bytes(buffer.getvalue())
     transitions = trained.entity_transitions
     rasa.shared.utils.io.dump_obj_as_json_to_file(
@@ -75,7 +86,7 @@ def write(model_dir: Path, trained: ServedModel) -> None:
             "tokenizer": tokenizer_file,
             "max_seq_len": trained.predictor.max_seq_len,
             "precision": trained.predictor.precision,
-            "model_sha256": hashlib.sha256(trained.predictor.onnx_model).hexdigest(),
+            "model_sha256": hashlib.sha256(onnx_model).hexdigest(),
             "in_scope_sha256": hashlib.sha256(in_scope).hexdigest() if in_scope else None,
             # Passes of the training that made the weights (a fine-tune's fraction applies to them).
             "trained_epochs": None if weights is None else weights.epochs,
@@ -89,9 +100,9 @@ def is_trained(model_dir: Path) -> bool:
     return (model_dir / METADATA_FILE).is_file()
 
 
-def read(model_dir: Path) -> ServedModel:
-    """The model `write` wrote; `RasaException` naming the first missing, damaged or
-    inconsistent file."""
+def read(model_dir: Path, pretrained: Pretrained) -> ServedModel:
+    """The model `write` wrote, with the encoder's weights `pretrained()` gives;
+    `RasaException` naming the first missing, damaged or inconsistent file."""
     file_name = METADATA_FILE
     try:
         metadata = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
@@ -115,6 +126,7 @@ def read(model_dir: Path) -> ServedModel:
             tokenizer = WordPieceTokenizer(model_dir / VOCAB_FILE, metadata["do_lower_case"])
         file_name = MODEL_FILE
         onnx_model = _read_as_written(model_dir / MODEL_FILE, metadata["model_sha256"])
+        onnx_model = onnx_export.with_pretrained(onnx_model, pretrained)
         predictor = Predictor(onnx_model, metadata["max_seq_len"], metadata["precision"])
         _check_fits(predictor, intents, entity_labels, entity_transitions)
         in_scope = None
@@ -143,8 +155,9 @@ def read(model_dir: Path) -> ServedModel:
     )
 
 
-def read_finetune_state(model_dir: Path) -> FinetuneState:
-    """What a fine-tune continues from; `RasaException` if the model lacks it or it is damaged."""
+def read_finetune_state(model_dir: Path, pretrained: Pretrained) -> FinetuneState:
+    """What a fine-tune continues from, with the encoder's weights `pretrained()` gives;
+    `RasaException` if the model lacks it or it is damaged."""
     try:
         metadata = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
         if not (model_dir / WEIGHTS_FILE).is_file() or not metadata.get("trained_epochs"):
@@ -154,8 +167,15 @@ def read_finetune_state(model_dir: Path) -> FinetuneState:
                 f"Train it once without --finetune."
             )
         with np.load(model_dir / WEIGHTS_FILE, allow_pickle=False) as arrays:
-            weights = {name: arrays[name] for name in arrays.files if name != EXAMPLE_HASHES}
+            kept = {name: arrays[name] for name in arrays.files if name != EXAMPLE_HASHES}
             hashes = arrays[EXAMPLE_HASHES]
+        weights = expanded(kept, pretrained)
+        reference_vectors = {}
+        if (model_dir / IN_SCOPE_FILE).is_file():  # read checked with the model (`read`)
+            with np.load(model_dir / IN_SCOPE_FILE, allow_pickle=False) as arrays:
+                if "reference_keys" in arrays.files:  # none before version 10
+                    keys = arrays["reference_keys"].tolist()
+                    reference_vectors = dict(zip(keys, arrays["references"]))
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
         raise RasaException(
             f"{COMPONENT}: cannot read the trained weights '{WEIGHTS_FILE}' of the model to "
@@ -168,6 +188,7 @@ def read_finetune_state(model_dir: Path) -> FinetuneState:
         [tuple(label) for label in metadata["entity_labels"]],
         metadata["trained_epochs"],
         hashes,
+        reference_vectors,
     )
 
 

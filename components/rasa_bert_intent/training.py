@@ -12,9 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from rasa_bert_intent import entities as entity_tags
-from rasa_bert_intent import in_scope_fit
+from rasa_bert_intent import finetune, in_scope_fit
 from rasa_bert_intent.finetune import (
-    STORED_WEIGHTS_DTYPE,
     FinetuneState,
     continue_from,
     continued_schedule,
@@ -83,7 +82,7 @@ def train(
         show_progress=show_progress, previous=previous,
     )
     finetune_state = FinetuneState(
-        trained.network.trained_weights(STORED_WEIGHTS_DTYPE),
+        trained.network.trained_weights(),
         intents,
         entity_labels,
         trained.epochs,
@@ -94,6 +93,15 @@ def train(
     _return_freed_memory()
     detect = bool(intents) and settings.detects_out_of_scope
     predictor = _export(trained.network, pretrained, settings, detect)
+    # A fine-tune reads the pretrained vectors of the examples the previous model kept: the
+    # network alone places them.
+    known = previous.reference_vectors if previous is not None and detect else {}
+    network_alone = None
+    if known:
+        network_alone = Predictor(
+            trained.network.to_onnx(settings.precision), settings.max_seq_len,
+            settings.precision, spinning=True,
+        )
     transitions = trained.network.entity_transitions
     if transitions is not None:
         transitions = transitions.numpy().astype(np.float64)
@@ -106,7 +114,8 @@ def train(
     in_scope = None
     if detect:
         in_scope = in_scope_fit.fit_to_examples(
-            predictor, token_id_lists, intent_labels, epochs, settings.random_seed
+            predictor, token_id_lists, intent_labels, epochs, settings.random_seed,
+            known, network_alone,
         )
         if in_scope is None:
             logger.warning(
@@ -141,12 +150,15 @@ def fit(
     intent_labels = [label_of.get(e.intent, 0) for e in examples]
     if previous is not None:
         continue_from(network, previous, intents, entity_labels)
+    held = finetune.held_layers(bert_config["num_hidden_layers"]) if previous is not None else 0
+    network.hold(held)
     prototype_head = classify_intents and settings.prototype_head
     if previous is None and prototype_head:
         network.start_heads_from_prototypes(token_id_lists, intent_labels, PROTOTYPE_BATCH)
     tag_lists = _training_tags(examples, encodings, entity_labels)
     rows, plan = _passes(
-        examples, intents, intent_labels, settings, previous, classify_intents, prototype_head
+        examples, intents, intent_labels, settings, previous, classify_intents, prototype_head,
+        held,
     )
     NetworkTrainer(network, settings.max_seq_len).train(
         [token_id_lists[row] for row in rows],
@@ -161,6 +173,7 @@ def fit(
         seed=settings.random_seed,
         show_progress=show_progress,
     )
+    network.hold(0)
     # A fine-tune's model stands for the previous training's passes, for the next fine-tune.
     full_epochs = previous.epochs if previous is not None else plan.epochs
     return TrainedNetwork(network, tokenizer, token_id_lists, intent_labels, full_epochs)
@@ -208,6 +221,7 @@ def _passes(
     previous: Optional[FinetuneState],
     classify_intents: bool,
     prototype_head: bool,
+    held_layers: int,
 ) -> Tuple[np.ndarray, Schedule]:
     """The rows of each training pass and the schedule, logged."""
     rows = balanced_rows(intent_labels) if classify_intents else np.arange(len(examples))
@@ -223,10 +237,12 @@ def _passes(
             rows,
             example_hashes(examples),
             intents,
+            finetune.of_new_labels(examples, previous),
             epochs=settings.epochs,
             epoch_fraction=settings.finetuning_epoch_fraction,
             batch_size=settings.batch_size,
             prototype_head=prototype_head,
+            held_layers=held_layers,
         )
     else:
         # The intents Rasa sees set the steps: a retrieval intent's response keys took no more
@@ -269,7 +285,8 @@ def _export(
     reference = pretrained_weights(pretrained) if detect else None
     started = time.perf_counter()
     onnx_model = network.to_onnx(settings.precision, reference)
-    predictor = Predictor(onnx_model, settings.max_seq_len, settings.precision)
+    # Spinning: the out-of-scope fit runs the training examples through it back to back.
+    predictor = Predictor(onnx_model, settings.max_seq_len, settings.precision, spinning=True)
     logger.info(
         f"{COMPONENT}: exported the network to ONNX ({settings.precision}) and loaded it in "
         f"{time.perf_counter() - started:.1f} s."

@@ -122,8 +122,9 @@ def test_rasa_train_nlu_finetune_learns_an_added_example_and_a_new_intent(traine
     )
     assert (
         "BertIntentClassifier: fine-tuning from the previous model: 20 of its 40 passes, "
-        "25 examples, 7 new (each in 2 copies a pass), new intents: thank; batch 8, about 80 "
-        "steps." in completed.stdout + completed.stderr
+        "25 examples, 7 new (6 of new labels, each in 2 copies a pass), new intents: thank; "
+        "batch 16, about 40 steps; the embeddings and bottom 2 layers held as they were."
+        in completed.stdout + completed.stderr
     )
     lines = ["greetings to you", "thanks a million", "will it snow in Oslo", "see you later, bye"]
     shell = rasa(project, "shell", "nlu", "--model", "models/finetuned.tar.gz",

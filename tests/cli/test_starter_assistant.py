@@ -60,8 +60,8 @@ def test_rasa_train_finetune_of_the_starter_still_passes_every_test_story(starte
     completed = rasa(project, "train", "--finetune", "models/starter.tar.gz",
                      "--epoch-fraction", "0.5", "--fixed-model-name", "finetuned")
     assert (
-        "fine-tuning from the previous model: 20 of its 40 passes, 69 examples, 1 new (each in 2 "
-        "copies a pass)" in completed.stdout + completed.stderr
+        "fine-tuning from the previous model: 20 of its 40 passes, 69 examples, 1 new; batch 16"
+        in completed.stdout + completed.stderr
     )
     rasa(project, "test", "core", "--stories", "tests/test_stories.yml", "--e2e",
          "--model", "models/finetuned.tar.gz", "--out", "results")
