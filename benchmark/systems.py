@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 REPOSITORY = HERE.parent
 RASA = str(Path(sys.executable).with_name("rasa"))
 WARM_UP_MESSAGES = 50
-# What our component logs after its export (training.train); DIET has no export.
+# What our component logs after its export (export.predictors); DIET has no export.
 EXPORT_LOG = re.compile(rb"exported the network to ONNX \(\w+\) and loaded it in ([0-9.]+) s")
 
 OURS = [{"name": "rasa_bert_intent.BertIntentClassifier"}]

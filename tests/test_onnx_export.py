@@ -20,7 +20,7 @@ from helpers.tiny_network import (
     train,
 )
 
-from rasa_bert_intent import onnx_export, onnx_graph
+from rasa_bert_intent import onnx_graph, onnx_kept
 from rasa_bert_intent.entities import UNTAGGED
 from rasa_bert_intent.network import IntentNetwork
 from rasa_bert_intent.onnx_export import PRECISIONS
@@ -155,42 +155,11 @@ def test_kept_layers_stay_pretrained_and_the_export_computes_them_once_for_both_
         np.testing.assert_allclose(outputs.reference_vectors[row], wanted, atol=1e-5)
     # The model's files leave out what the encoder gives again: its layers above the shared
     # one, and the word table the network kept as pretrained.
-    kept = onnx.load_from_string(onnx_export.without_pretrained(exported)).graph.initializer
+    kept = onnx.load_from_string(onnx_kept.without_pretrained(exported)).graph.initializer
     assert not any(i.name.startswith(ref) or "word_emb" in i.name for i in kept)
     assert "encoder/layer_0/intermediate/kernel" in {i.name for i in kept}
-    whole = onnx_export.with_pretrained(onnx_export.without_pretrained(exported), lambda: reference)
+    whole = onnx_kept.with_pretrained(onnx_kept.without_pretrained(exported), lambda: reference)
     np.testing.assert_array_equal(
         Predictor(whole, MAX_SEQ_LEN, "fp32").predict(TOKEN_ID_LISTS).reference_vectors,
         outputs.reference_vectors,
     )
-
-
-@pytest.mark.parametrize("precision", PRECISIONS)
-def test_the_model_kept_leaves_out_the_pretrained_weights_and_gets_them_back_from_the_encoder(
-    tagging_network, precision
-):
-    _, reference = pretrained_encoder(tagging_network)
-    exported = tagging_network.to_onnx(precision, reference)
-    kept = onnx_export.without_pretrained(exported)
-    names = {i.name for i in onnx.load_from_string(kept).graph.initializer}
-    assert not any(name.startswith(onnx_graph.REFERENCE) for name in names)
-    assert onnx_graph.WORD_TABLE not in names  # the network's is the pretrained one
-    assert {"encoder/layer_1/intermediate/kernel", "logits/kernel"} <= names
-    whole = onnx_export.with_pretrained(kept, lambda: reference)
-    for before, after in zip(
-        Predictor(exported, MAX_SEQ_LEN, precision).predict(TOKEN_ID_LISTS),
-        Predictor(whole, MAX_SEQ_LEN, precision).predict(TOKEN_ID_LISTS),
-    ):
-        np.testing.assert_array_equal(np.concatenate(before), np.concatenate(after))
-    bias = "encoder/layer_1/output/dense/bias"
-    other = {**reference, bias: reference[bias] + 1e-3}  # another version of the encoder
-    with pytest.raises(ValueError, match="not those the model was trained with"):
-        onnx_export.with_pretrained(kept, lambda: other)
-    # A network trained with its own word table keeps it; a model without the pretrained
-    # encoder (or written before the split) is kept and read whole, without the encoder.
-    trained_table = {**reference, onnx_graph.WORD_TABLE: reference[onnx_graph.WORD_TABLE] + 1}
-    own = onnx_export.without_pretrained(tagging_network.to_onnx(precision, trained_table))
-    assert onnx_graph.WORD_TABLE in {i.name for i in onnx.load_from_string(own).graph.initializer}
-    alone = tagging_network.to_onnx(precision)
-    assert onnx_export.without_pretrained(alone) == alone
-    assert onnx_export.with_pretrained(alone, lambda: pytest.fail("the encoder was read")) == alone

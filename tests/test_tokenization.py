@@ -152,3 +152,14 @@ def test_every_snips_query_gets_berts_token_ids_and_nearly_all_align_with_their_
         "Live In L.aJoseph Meyer please",
         "Show the Sexy Dance 2times at the closest movie house",
     ]
+
+
+def test_the_vocabulary_is_read_as_bert_for_tf2_reads_it(tmp_path):
+    # Read by Python rather than bert-for-tf2's line-by-line tf.io.gfile (0.1 s of each load).
+    from bert.tokenization.bert_tokenization import load_vocab
+
+    odd = tmp_path / "vocab.txt"
+    odd.write_bytes("[PAD]\r\n[UNK]\n\n  spaced \t\n[CLS]\n[SEP]\n##é\nx\n[UNK]\nlast".encode("utf-8"))
+    for path in (VOCAB, odd):
+        ours = WordPieceTokenizer(path, do_lower_case=True)._tokenizer.vocab
+        assert list(ours.items()) == list(load_vocab(str(path)).items())

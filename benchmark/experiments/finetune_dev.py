@@ -46,7 +46,7 @@ def figures(trained, seconds, dev, new_intents):
 
 def main():
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("rasa_bert_intent.training").setLevel(logging.INFO)
+    logging.getLogger("rasa_bert_intent").setLevel(logging.INFO)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[12])
     parser.add_argument("--seeds", type=int, nargs="+", default=[7])

@@ -119,7 +119,7 @@ def apply(argument):
 
 def main():
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("rasa_bert_intent.training").setLevel(logging.INFO)
+    logging.getLogger("rasa_bert_intent").setLevel(logging.INFO)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", nargs="+", default=["snips:10"])
     parser.add_argument("--samples", type=int, default=1)

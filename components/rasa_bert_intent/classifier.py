@@ -126,8 +126,9 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
 
         pretrained, bert_config = self.settings.encoder()
         # Rasa sets the level of its own loggers only (--debug, --quiet, LOG_LEVEL); the
-        # training log, which says what schedule the data got, follows it.
-        logging.getLogger(training.__name__).setLevel(logging.getLogger("rasa").getEffectiveLevel())
+        # training log (training.py's, export.py's), which says what schedule the data got,
+        # follows it.
+        logging.getLogger(__package__).setLevel(logging.getLogger("rasa").getEffectiveLevel())
         try:
             self.trained = training.train(
                 examples,

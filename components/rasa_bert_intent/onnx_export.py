@@ -19,10 +19,9 @@ give the probabilities.
 """
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import onnx
@@ -37,12 +36,11 @@ PRECISIONS = ("int8", "fp32")
 # The first opset with LayerNormalization; version 1 of ONNX Runtime's operators.
 OPSET = 17
 # The model's own description (ONNX metadata properties): its GraphSpec, precision, the names
-# of the initializers that hold the pretrained encoder's weights, whether the network's word
-# table is among them, and, once they are taken out, their hash.
+# of the initializers that hold the pretrained encoder's weights, and whether the network's word
+# table is among them (onnx_kept.py takes them out and puts them back).
 SPEC, PRECISION = "rasa_bert_intent.spec", "rasa_bert_intent.precision"
 PRETRAINED_NAMES = "rasa_bert_intent.pretrained_initializers"
 PRETRAINED_WORD_TABLE = "rasa_bert_intent.pretrained_word_table"
-PRETRAINED_SHA256 = "rasa_bert_intent.pretrained_sha256"
 # Input and output names of the model.
 TOKEN_IDS = "token_ids"
 PROBABILITIES = "probabilities"
@@ -138,45 +136,6 @@ def _is_word_table(name: str) -> bool:
     return name in (WORD_TABLE, f"{WORD_TABLE}/scale")
 
 
-def without_pretrained(onnx_model: bytes) -> bytes:
-    """The model less the pretrained encoder's weights (what `with_pretrained` puts back), with
-    a hash of them; the model as it is if it has none."""
-    model = onnx.load_from_string(onnx_model)
-    props = _props(model)
-    names = set(json.loads(props.get(PRETRAINED_NAMES, "[]")))
-    if not names:
-        return onnx_model
-    kept = [i for i in model.graph.initializer if i.name not in names]
-    removed = [i for i in model.graph.initializer if i.name in names]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept)
-    _set_prop(model, PRETRAINED_SHA256, _digest(removed))
-    return model.SerializeToString()
-
-
-def with_pretrained(onnx_model: bytes, reference: Callable[[], Mapping[str, Any]]) -> bytes:
-    """The model `without_pretrained` gave, the pretrained encoder's weights rebuilt from
-    `reference()` (its weights, as for `write`); `ValueError` if they are not those the model
-    was written with. A model with all its weights is returned as it is."""
-    model = onnx.load_from_string(onnx_model)
-    props = _props(model)
-    if PRETRAINED_SHA256 not in props:
-        return onnx_model
-    spec = GraphSpec(**json.loads(props[SPEC]))
-    spec.entity_layers = tuple(spec.entity_layers)
-    rebuilt = pretrained_initializers(
-        reference(), spec, props[PRECISION], json.loads(props[PRETRAINED_WORD_TABLE])
-    )
-    expected = json.loads(props[PRETRAINED_NAMES])
-    if [i.name for i in rebuilt] != expected or _digest(rebuilt) != props[PRETRAINED_SHA256]:
-        raise ValueError(
-            "the encoder's weights are not those the model was trained with: the encoder "
-            "changed since (another version or files)"
-        )
-    model.graph.initializer.extend(rebuilt)
-    return model.SerializeToString()
-
-
 def pretrained_initializers(
     reference: Mapping[str, Any], spec: GraphSpec, precision: str, word_table: bool
 ) -> List[onnx.TensorProto]:
@@ -188,22 +147,6 @@ def pretrained_initializers(
         _word_table(graph, WORD_TABLE)
     _reference_encoder(graph, spec, [TOKEN_IDS] * spec.shared_layers, TOKEN_IDS)
     return [i for i in graph.initializers if i.name.startswith(REFERENCE) or _is_word_table(i.name)]
-
-
-def _digest(initializers: List[onnx.TensorProto]) -> str:
-    digest = hashlib.sha256()
-    for initializer in initializers:
-        digest.update(initializer.name.encode("utf-8"))
-        digest.update(initializer.raw_data)
-    return digest.hexdigest()
-
-
-def _props(model: onnx.ModelProto) -> Dict[str, str]:
-    return {prop.key: prop.value for prop in model.metadata_props}
-
-
-def _set_prop(model: onnx.ModelProto, key: str, value: str) -> None:
-    helper.set_model_props(model, {**_props(model), key: value})
 
 
 def _output(name: str, *shape: Any) -> onnx.ValueInfoProto:

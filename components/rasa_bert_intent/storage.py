@@ -15,7 +15,7 @@ import rasa.shared.utils.io
 from rasa.shared.exceptions import RasaException
 
 from rasa_bert_intent import entities as entity_tags
-from rasa_bert_intent import onnx_export
+from rasa_bert_intent import onnx_kept
 from rasa_bert_intent.finetune import FinetuneState, compact, expanded
 from rasa_bert_intent.in_scope import InScopeModel
 from rasa_bert_intent.predictor import Predictor, ServedModel
@@ -28,7 +28,7 @@ from rasa_bert_intent.pretrained.tokenization import (
 from rasa_bert_intent.settings import COMPONENT
 
 # The exported network less the pretrained encoder's weights, which loading reads from the
-# encoder again (onnx_export.without_pretrained): the encoder must be installed where the model
+# encoder again (onnx_kept.without_pretrained): the encoder must be installed where the model
 # is served, as a spaCy model is for SpacyNLP.
 MODEL_FILE = "model.onnx"
 # The tokenizer's file is VOCAB_FILE (WordPiece's vocabulary) or TOKENIZER_FILE, as the
@@ -59,7 +59,7 @@ def write(model_dir: Path, trained: ServedModel, pretrained: Mapping[str, Any]) 
         np.savez(buffer, **trained.in_scope.to_arrays())
         in_scope = buffer.getvalue()
         (model_dir / IN_SCOPE_FILE).write_bytes(in_scope)
-    onnx_model = onnx_export.without_pretrained(trained.predictor.onnx_model)
+    onnx_model = onnx_kept.without_pretrained(trained.predictor.onnx_model)
     (model_dir / MODEL_FILE).write_bytes(onnx_model)
     tokenizer = trained.tokenizer
     if isinstance(tokenizer, HuggingFaceTokenizer):
@@ -126,7 +126,7 @@ def read(model_dir: Path, pretrained: Pretrained) -> ServedModel:
             tokenizer = WordPieceTokenizer(model_dir / VOCAB_FILE, metadata["do_lower_case"])
         file_name = MODEL_FILE
         onnx_model = _read_as_written(model_dir / MODEL_FILE, metadata["model_sha256"])
-        onnx_model = onnx_export.with_pretrained(onnx_model, pretrained)
+        onnx_model = onnx_kept.with_pretrained(onnx_model, pretrained)
         predictor = Predictor(onnx_model, metadata["max_seq_len"], metadata["precision"])
         _check_fits(predictor, intents, entity_labels, entity_transitions)
         in_scope = None

@@ -1,10 +1,10 @@
 """Training, from examples to a served model: tokenize, tag, fit the network on its schedule
-(schedule.py, or finetune.py's), export it, fit the out-of-scope statistics. No Rasa objects."""
+(schedule.py, or finetune.py's), export it and fit the out-of-scope statistics (export.py). No Rasa
+objects."""
 
 import ctypes
 import gc
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Text, Tuple
 
@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from rasa_bert_intent import entities as entity_tags
-from rasa_bert_intent import finetune, in_scope_fit
+from rasa_bert_intent import export, finetune
 from rasa_bert_intent.finetune import (
     FinetuneState,
     continue_from,
@@ -20,7 +20,7 @@ from rasa_bert_intent.finetune import (
     example_hashes,
 )
 from rasa_bert_intent.network import IntentNetwork
-from rasa_bert_intent.predictor import Predictor, ServedModel
+from rasa_bert_intent.predictor import ServedModel
 from rasa_bert_intent.pretrained.encoder import HuggingFaceEncoder, PretrainedEncoder
 from rasa_bert_intent.pretrained.tokenization import Encoding, TextTokenizer
 from rasa_bert_intent.responses import LabelGroups
@@ -92,16 +92,10 @@ def train(
     # room for the export's copies of the weights.
     _return_freed_memory()
     detect = bool(intents) and settings.detects_out_of_scope
-    predictor = _export(trained.network, pretrained, settings, detect)
-    # A fine-tune reads the pretrained vectors of the examples the previous model kept: the
-    # network alone places them.
+    # A fine-tune reads the pretrained vectors of the examples the previous model kept.
     known = previous.reference_vectors if previous is not None and detect else {}
-    network_alone = None
-    if known:
-        network_alone = Predictor(
-            trained.network.to_onnx(settings.precision), settings.max_seq_len,
-            settings.precision, spinning=True,
-        )
+    reference = pretrained_weights(pretrained) if detect else None
+    predictor, network_alone = export.predictors(trained.network, reference, settings, bool(known))
     transitions = trained.network.entity_transitions
     if transitions is not None:
         transitions = transitions.numpy().astype(np.float64)
@@ -113,16 +107,9 @@ def train(
     _return_freed_memory()
     in_scope = None
     if detect:
-        in_scope = in_scope_fit.fit_to_examples(
-            predictor, token_id_lists, intent_labels, epochs, settings.random_seed,
-            known, network_alone,
+        in_scope = export.in_scope(
+            predictor, token_id_lists, intent_labels, epochs, settings, known, network_alone
         )
-        if in_scope is None:
-            logger.warning(
-                f"{COMPONENT}: the training examples are too few or too alike to measure how "
-                f"far a message lies from them, so the confidences are the plain intent "
-                f"probabilities (as with `out_of_scope_detection: false`)."
-            )
     return ServedModel(
         intents, entity_labels, transitions, tokenizer, predictor, in_scope, finetune_state
     )
@@ -275,23 +262,6 @@ def _training_tags(
             f"entities not."
         )
     return tag_lists
-
-
-def _export(
-    network: IntentNetwork, pretrained: PretrainedEncoder, settings: Settings, detect: bool
-) -> Predictor:
-    """The network exported and loaded by ONNX Runtime; with `detect`, beside the encoder as
-    pretrained, which the out-of-scope factor also reads."""
-    reference = pretrained_weights(pretrained) if detect else None
-    started = time.perf_counter()
-    onnx_model = network.to_onnx(settings.precision, reference)
-    # Spinning: the out-of-scope fit runs the training examples through it back to back.
-    predictor = Predictor(onnx_model, settings.max_seq_len, settings.precision, spinning=True)
-    logger.info(
-        f"{COMPONENT}: exported the network to ONNX ({settings.precision}) and loaded it in "
-        f"{time.perf_counter() - started:.1f} s."
-    )
-    return predictor
 
 
 def pretrained_weights(pretrained: PretrainedEncoder) -> Mapping[str, Any]:
