@@ -159,7 +159,7 @@ def test_the_vocabulary_is_read_as_bert_for_tf2_reads_it(tmp_path):
     from bert.tokenization.bert_tokenization import load_vocab
 
     odd = tmp_path / "vocab.txt"
-    odd.write_bytes("[PAD]\r\n[UNK]\n\n  spaced \t\n[CLS]\n[SEP]\n##é\nx\n[UNK]\nlast".encode("utf-8"))
+    odd.write_bytes("[PAD]\r\n[UNK]\n\n  spaced \t\n[CLS]\n[SEP]\n##é\nx\n[UNK]\nlast".encode())
     for path in (VOCAB, odd):
         ours = WordPieceTokenizer(path, do_lower_case=True)._tokenizer.vocab
         assert list(ours.items()) == list(load_vocab(str(path)).items())

@@ -25,8 +25,8 @@ STORED_WEIGHTS_DTYPE = np.float16
 INT8_MAX = 127
 # A fine-tune leaves the embeddings and the bottom HELD_LAYERS layers as the previous training
 # left them (no gradients through them), in batches BATCH_FACTOR times a fresh training's (at
-# most MAX_BATCH): on HWU64 dev splits, 0.23 and 0.27 of a full training's time instead of 0.42
-# and 0.41, intents within half a point of it (docs/choosing-the-defaults.md, "Fine-tuning").
+# most MAX_BATCH): on HWU64 dev splits, 0.21 and 0.28 of a full training's time instead of 0.42
+# and 0.41, intents within 0.7 points of it (docs/choosing-the-defaults.md, "Fine-tuning").
 HELD_LAYERS, BATCH_FACTOR = 2, 2
 # File keys of a kernel's int8 change and its scales, after the weight's name; and of a hash of
 # the pretrained kernels the changes are from.

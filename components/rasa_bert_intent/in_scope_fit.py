@@ -62,7 +62,8 @@ def fit_to_examples(
     references = np.empty((len(rows), predictor.reference_size), np.float32)
     vectors[~is_known], references[~is_known] = outputs.vectors, outputs.reference_vectors
     if is_known.any():
-        vectors[is_known] = network.predict([token_ids[i] for i in np.flatnonzero(is_known)]).vectors
+        alone = network.predict([token_ids[i] for i in np.flatnonzero(is_known)])
+        vectors[is_known] = alone.vectors
         references[is_known] = [known[int(key)] for key in keys[is_known]]
     return fit(
         vectors,
