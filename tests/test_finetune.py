@@ -24,7 +24,7 @@ from rasa_bert_intent.finetune import (
     of_new_labels,
 )
 from rasa_bert_intent.network import IntentNetwork
-from rasa_bert_intent.storage import WEIGHTS_FILE
+from rasa_bert_intent.storage import IN_SCOPE_FILE, WEIGHTS_FILE
 from rasa_bert_intent.training import Example
 
 
@@ -142,6 +142,18 @@ def test_a_finetune_of_a_model_without_trained_weights_says_to_train_it_once(tra
     with pytest.raises(RasaException, match="BertIntentClassifier.*once without --finetune"):
         again = (classifier, LocalModelStorage(tmp_path), resource, None)
         load_to_finetune(again, tmp_path / "again")
+
+
+def test_a_finetune_refuses_altered_out_of_scope_statistics_naming_them(trained, tmp_path):
+    # The fine-tune reads the pretrained vectors kept there: checked as loading checks them.
+    classifier, _, resource, _ = trained
+    load_to_finetune(trained, tmp_path)
+    path = tmp_path / resource.name / IN_SCOPE_FILE
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    path.write_bytes(bytes(content))
+    with pytest.raises(RasaException, match=f"'{IN_SCOPE_FILE}'.*once without --finetune"):
+        load_to_finetune((classifier, LocalModelStorage(tmp_path), resource, None), tmp_path / "b")
 
 
 def test_the_weights_kept_are_the_kernels_change_in_int8_and_the_rest_in_half_precision():

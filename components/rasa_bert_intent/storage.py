@@ -158,6 +158,7 @@ def read(model_dir: Path, pretrained: Pretrained) -> ServedModel:
 def read_finetune_state(model_dir: Path, pretrained: Pretrained) -> FinetuneState:
     """What a fine-tune continues from, with the encoder's weights `pretrained()` gives;
     `RasaException` if the model lacks it or it is damaged."""
+    file_name = WEIGHTS_FILE
     try:
         metadata = json.loads((model_dir / METADATA_FILE).read_text(encoding="utf-8"))
         if not (model_dir / WEIGHTS_FILE).is_file() or not metadata.get("trained_epochs"):
@@ -171,16 +172,18 @@ def read_finetune_state(model_dir: Path, pretrained: Pretrained) -> FinetuneStat
             hashes = arrays[EXAMPLE_HASHES]
         weights = expanded(kept, pretrained)
         reference_vectors = {}
-        if (model_dir / IN_SCOPE_FILE).is_file():  # read checked with the model (`read`)
-            with np.load(model_dir / IN_SCOPE_FILE, allow_pickle=False) as arrays:
+        if metadata.get("in_scope_sha256"):
+            file_name = IN_SCOPE_FILE
+            content = _read_as_written(model_dir / IN_SCOPE_FILE, metadata["in_scope_sha256"])
+            with np.load(io.BytesIO(content), allow_pickle=False) as arrays:
                 if "reference_keys" in arrays.files:  # none before version 10
                     keys = arrays["reference_keys"].tolist()
                     reference_vectors = dict(zip(keys, arrays["references"]))
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
         raise RasaException(
-            f"{COMPONENT}: cannot read the trained weights '{WEIGHTS_FILE}' of the model to "
-            f"fine-tune from '{model_dir}' ({error.__class__.__name__}: {error}). Train it "
-            f"once without --finetune."
+            f"{COMPONENT}: cannot read '{file_name}' of the model to fine-tune from "
+            f"'{model_dir}' ({error.__class__.__name__}: {error}). Train it once without "
+            f"--finetune."
         ) from error
     return FinetuneState(
         weights,
