@@ -100,7 +100,8 @@ def test_a_finetune_tells_new_examples_by_their_text_intent_and_entities():
         "fine-tuning from the previous model: 10 of its 40 passes, 5 examples, 3 new (2 of new "
         "labels, each in 4 copies a pass), new intents: thank; batch 16, about 10 steps"
     )
-    # A held-layer count is said; a set batch size is kept.
+    # A held-layer count is said; a set batch size is kept (batch 4 is the setting under test,
+    # epochs 10 only fixes the figures).
     _, plan = continued_schedule(
         previous, np.arange(5), example_hashes(now), ["greet", "weather"], new_labels,
         epochs=10, epoch_fraction=1.0, batch_size=4, prototype_head=False, held_layers=2,
