@@ -249,13 +249,12 @@ class BertIntentClassifier(GraphComponent, IntentClassifier, EntityExtractorMixi
         component = cls(config, model_storage, resource, execution_context)
         try:
             with model_storage.read_from(resource) as model_dir:
+                # A fine-tune reads what it continues from: the served model is trained anew.
+                pretrained = component._pretrained_weights
                 if storage.is_trained(model_dir) and execution_context.is_finetuning:
-                    # What the fine-tune continues from: the served model is trained anew.
-                    component.finetune_from = storage.read_finetune_state(
-                        model_dir, component._pretrained_weights
-                    )
+                    component.finetune_from = storage.read_finetune_state(model_dir, pretrained)
                 elif storage.is_trained(model_dir):
-                    component.trained = storage.read(model_dir, component._pretrained_weights)
+                    component.trained = storage.read(model_dir, pretrained)
         except ValueError:  # what `read_from` raises for a resource that does not exist
             pass
         if component.trained is None and component.finetune_from is None:

@@ -37,8 +37,10 @@ def predictors(
     )
     if not alone:
         return predictor, None
-    onnx_model = network.to_onnx(settings.precision)
-    return predictor, Predictor(onnx_model, settings.max_seq_len, settings.precision, True)
+    alone_model = network.to_onnx(settings.precision)
+    return predictor, Predictor(
+        alone_model, settings.max_seq_len, settings.precision, spinning=True
+    )
 
 
 def in_scope(
